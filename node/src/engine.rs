@@ -1,0 +1,467 @@
+//! The engine: every change, made here or received, goes through [`Engine::ingest`].
+//!
+//! Ingesting a change means: skip it if stored already; load its document; run
+//! [`catchment_crdt::validate`]; if valid, apply it, then write the signed change, its place in
+//! the document's log and the index entries it touched in one atomic batch. A pending change
+//! waits in a bounded per-topic queue and is retried whenever something else is accepted.
+//! Local writes make the change on the cached document, sign it, and ingest it the same way;
+//! [`Engine::commit`] then flushes, and only then is the write confirmed to the caller.
+//!
+//! Documents are loaded when needed (latest snapshot plus the log after it) and kept in a
+//! small cache; the views are read from the index in the store, so opening a node loads no
+//! journal at all.
+
+use std::collections::{BTreeMap, HashMap};
+
+use automerge::{Automerge, ChangeHash, ReadDoc};
+use catchment_crdt::charter::CharterView;
+use catchment_crdt::membership::{self, Status};
+use catchment_crdt::validate::{self, Admission, Rejection, Verdict, Wait};
+use catchment_crdt::{DocId, Keypair, MemberId, SignedChange, TopicId};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, warn};
+
+use crate::error::Result;
+use crate::index;
+use crate::store::{decode, encode, layout, scan, Backend, Batch};
+
+/// Documents kept loaded per topic.
+const DOC_CACHE: usize = 64;
+/// Pending changes kept per topic; the oldest are dropped beyond it (anti-entropy brings them
+/// again).
+pub const MAX_PENDING: usize = 10_000;
+/// A document is snapshotted every this many logged changes.
+const SNAPSHOT_EVERY: u64 = 128;
+
+/// A topic as this node records it locally.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicRecord {
+    /// The id.
+    pub id: TopicId,
+    /// When this node learned of it.
+    pub added: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    log_len: u64,
+    bytes: Vec<u8>,
+}
+
+/// What happened to a batch of changes.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Ingested {
+    /// Changes accepted and stored.
+    pub accepted: Vec<ChangeHash>,
+    /// Changes already stored.
+    pub duplicates: usize,
+    /// Changes waiting for something.
+    pub pending: usize,
+    /// Changes refused, with the reason.
+    pub rejected: Vec<Rejection>,
+}
+
+/// One topic's loaded state.
+pub(crate) struct TopicState {
+    pub(crate) charter: Automerge,
+    pub(crate) charter_view: CharterView,
+    pub(crate) admissions: BTreeMap<MemberId, Admission>,
+    pub(crate) statuses: BTreeMap<MemberId, Status>,
+    docs: HashMap<DocId, Automerge>,
+    log_len: HashMap<DocId, u64>,
+    pending: Vec<SignedChange>,
+}
+
+impl TopicState {
+    pub(crate) fn status(&self, member: &MemberId) -> Option<Status> {
+        self.statuses.get(member).copied()
+    }
+
+    pub(crate) fn is_visible(&self, member: &MemberId) -> bool {
+        self.status(member).is_some_and(|s| s.is_visible())
+    }
+
+    fn refresh_statuses(&mut self) {
+        self.statuses = membership::statuses(&self.charter_view, &self.admissions);
+    }
+}
+
+enum Outcome {
+    Accepted(ChangeHash),
+    Duplicate,
+    Pending(Wait),
+    Rejected(Rejection),
+}
+
+/// The engine over one store and one member key.
+pub struct Engine {
+    pub(crate) backend: Box<dyn Backend>,
+    pub(crate) key: Keypair,
+    pub(crate) me: MemberId,
+    pub(crate) topics: HashMap<TopicId, TopicState>,
+    clock: Box<dyn Fn() -> i64 + Send>,
+}
+
+/// Milliseconds since the epoch, from the system clock.
+pub fn system_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Engine {
+    /// Opens the engine over a store, acting as `key`'s member.
+    pub fn open(backend: Box<dyn Backend>, key: Keypair) -> Self {
+        let me = key.member_id();
+        Engine { backend, key, me, topics: HashMap::new(), clock: Box::new(system_now) }
+    }
+
+    /// Replaces the clock (milliseconds since the epoch); for tests and replays.
+    pub fn set_clock(&mut self, clock: impl Fn() -> i64 + Send + 'static) {
+        self.clock = Box::new(clock);
+    }
+
+    /// The current time by this engine's clock.
+    pub fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// This node's member.
+    pub fn me(&self) -> MemberId {
+        self.me
+    }
+
+    /// The store.
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// Makes every write so far durable. Writes are confirmed to users only after this.
+    pub fn commit(&self) -> Result<()> {
+        Ok(self.backend.flush()?)
+    }
+
+    /// Every topic this node holds.
+    pub fn topic_ids(&self) -> Result<Vec<TopicId>> {
+        let mut out = Vec::new();
+        for item in scan(self.backend(), &[layout::TOPIC]) {
+            let (k, v) = item?;
+            let record: TopicRecord = decode(&k, &v)?;
+            out.push(record.id);
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn state(&mut self, topic: &TopicId) -> Result<&mut TopicState> {
+        if !self.topics.contains_key(topic) {
+            let state = self.load_topic(topic)?;
+            self.topics.insert(*topic, state);
+        }
+        Ok(self.topics.get_mut(topic).expect("inserted above"))
+    }
+
+    fn load_topic(&self, topic: &TopicId) -> Result<TopicState> {
+        let charter = self.load_doc(topic, &DocId::Charter)?;
+        let charter_view = CharterView::read(&charter);
+        let mut admissions = BTreeMap::new();
+        for item in scan(self.backend(), &layout::prefix(layout::ADMISSION, topic)) {
+            let (k, v) = item?;
+            let admission: Admission = decode(&k, &v)?;
+            admissions.insert(admission.member, admission);
+        }
+        let mut state = TopicState {
+            charter,
+            charter_view,
+            admissions,
+            statuses: BTreeMap::new(),
+            docs: HashMap::new(),
+            log_len: HashMap::new(),
+            pending: Vec::new(),
+        };
+        state.refresh_statuses();
+        Ok(state)
+    }
+
+    /// Loads a document from its latest snapshot and the log after it.
+    pub(crate) fn load_doc(&self, topic: &TopicId, doc: &DocId) -> Result<Automerge> {
+        let doc_key = layout::doc(doc);
+        let snapshot_key = layout::key(layout::SNAPSHOT, topic, &[&doc_key]);
+        let (mut automerge, from) = match self.backend.get(&snapshot_key)? {
+            Some(bytes) => {
+                let snapshot: Snapshot = decode(&snapshot_key, &bytes)?;
+                (Automerge::load(&snapshot.bytes)?, snapshot.log_len)
+            }
+            None => (Automerge::new(), 0),
+        };
+        let log_prefix = layout::key(layout::LOG, topic, &[&doc_key]);
+        let start = layout::key(layout::LOG, topic, &[&doc_key, &from.to_be_bytes()]);
+        let mut changes = Vec::new();
+        for item in self.backend.scan_from(&log_prefix, &start) {
+            let (_, hash) = item?;
+            let change_key = layout::key(layout::CHANGE, topic, &[&hash]);
+            let bytes = self.backend.get(&change_key)?.ok_or_else(|| {
+                crate::store::StoreError::Corrupt { key: hex::encode(&change_key), reason: "logged change missing".into() }
+            })?;
+            let signed: SignedChange = decode(&change_key, &bytes)?;
+            changes.push(validate::decode(&signed.bytes)?);
+        }
+        validate::apply(&mut automerge, changes)?;
+        automerge.set_actor(automerge::ActorId::from(self.me.0));
+        Ok(automerge)
+    }
+
+    fn stored_log_len(&self, topic: &TopicId, doc: &DocId) -> Result<u64> {
+        let key = layout::key(layout::DOC, topic, &[&layout::doc(doc)]);
+        Ok(match self.backend.get(&key)? {
+            Some(bytes) => decode(&key, &bytes)?,
+            None => 0,
+        })
+    }
+
+    /// Every document of a topic this node holds.
+    pub fn doc_ids(&self, topic: &TopicId) -> Result<Vec<DocId>> {
+        let prefix = layout::prefix(layout::DOC, topic);
+        let mut out = Vec::new();
+        for item in scan(self.backend(), &prefix) {
+            let (k, _) = item?;
+            if let Ok(doc) = DocId::from_bytes(&k[prefix.len()..]) {
+                out.push(doc);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Heads of every document of a topic, for comparing nodes.
+    pub fn heads(&mut self, topic: &TopicId) -> Result<BTreeMap<DocId, Vec<ChangeHash>>> {
+        let mut out = BTreeMap::new();
+        for doc in self.doc_ids(topic)? {
+            let heads = self.with_doc(topic, &doc, |d| d.get_heads())?;
+            out.insert(doc, heads);
+        }
+        Ok(out)
+    }
+
+    /// Runs `f` on a loaded document.
+    pub(crate) fn with_doc<T>(&mut self, topic: &TopicId, doc: &DocId, f: impl FnOnce(&mut Automerge) -> T) -> Result<T> {
+        self.ensure_doc(topic, doc)?;
+        let state = self.topics.get_mut(topic).expect("ensured");
+        let automerge = match doc {
+            DocId::Charter => &mut state.charter,
+            _ => state.docs.get_mut(doc).expect("ensured"),
+        };
+        Ok(f(automerge))
+    }
+
+    fn ensure_doc(&mut self, topic: &TopicId, doc: &DocId) -> Result<()> {
+        self.state(topic)?;
+        if *doc == DocId::Charter || self.topics[topic].docs.contains_key(doc) {
+            return Ok(());
+        }
+        let loaded = self.load_doc(topic, doc)?;
+        let state = self.topics.get_mut(topic).expect("loaded");
+        if state.docs.len() >= DOC_CACHE {
+            // Evict one document we do not write to; any will do, it reloads from the store.
+            let me = self.me;
+            let victim = state.docs.keys().find(|d| d.journal_owner() != Some(me)).copied();
+            if let Some(victim) = victim.or_else(|| state.docs.keys().next().copied()) {
+                state.docs.remove(&victim);
+            }
+        }
+        state.docs.insert(*doc, loaded);
+        Ok(())
+    }
+
+    /// The store and a loaded document at once.
+    pub(crate) fn doc_and_backend(&mut self, topic: &TopicId, doc: &DocId) -> Result<(&dyn Backend, &Automerge)> {
+        self.ensure_doc(topic, doc)?;
+        let state = &self.topics[topic];
+        let automerge = match doc {
+            DocId::Charter => &state.charter,
+            _ => &state.docs[doc],
+        };
+        Ok((self.backend.as_ref(), automerge))
+    }
+
+    /// Drops a cached document so that the next use reloads it from the store.
+    pub(crate) fn forget_doc(&mut self, topic: &TopicId, doc: &DocId) -> Result<()> {
+        if *doc == DocId::Charter {
+            let charter = self.load_doc(topic, doc)?;
+            if let Some(state) = self.topics.get_mut(topic) {
+                state.charter = charter;
+            }
+        } else if let Some(state) = self.topics.get_mut(topic) {
+            state.docs.remove(doc);
+        }
+        Ok(())
+    }
+
+    /// Records a topic locally (before its genesis is ingested).
+    pub(crate) fn add_topic(&mut self, topic: &TopicId) -> Result<()> {
+        let key = layout::prefix(layout::TOPIC, topic);
+        if self.backend.get(&key)?.is_none() {
+            let mut batch = Batch::default();
+            batch.put(key, encode(&TopicRecord { id: *topic, added: self.now() }));
+            self.backend.write(batch)?;
+        }
+        Ok(())
+    }
+
+    /// Validates and stores a batch of changes of one topic, from anywhere. Pending changes
+    /// wait and are retried as others arrive. Call [`Engine::commit`] before confirming.
+    pub fn ingest(&mut self, topic: &TopicId, changes: Vec<SignedChange>) -> Result<Ingested> {
+        self.add_topic(topic)?;
+        let mut report = Ingested::default();
+        let mut waiting = Vec::new();
+        for signed in changes {
+            match self.ingest_one(topic, &signed)? {
+                Outcome::Accepted(hash) => report.accepted.push(hash),
+                Outcome::Duplicate => report.duplicates += 1,
+                Outcome::Pending(wait) => {
+                    debug!(topic = %topic.short(), ?wait, "change pending");
+                    waiting.push(signed);
+                }
+                Outcome::Rejected(rejection) => {
+                    debug!(topic = %topic.short(), %rejection, "change rejected");
+                    report.rejected.push(rejection);
+                }
+            }
+        }
+        let state = self.state(topic)?;
+        state.pending.extend(waiting);
+        if !report.accepted.is_empty() {
+            self.retry_pending(topic, &mut report)?;
+        }
+        let state = self.state(topic)?;
+        if state.pending.len() > MAX_PENDING {
+            let excess = state.pending.len() - MAX_PENDING;
+            warn!(topic = %topic.short(), excess, "pending queue full: dropping the oldest changes");
+            state.pending.drain(..excess);
+        }
+        report.pending = state.pending.len();
+        Ok(report)
+    }
+
+    fn retry_pending(&mut self, topic: &TopicId, report: &mut Ingested) -> Result<()> {
+        loop {
+            let queue = std::mem::take(&mut self.state(topic)?.pending);
+            let mut progress = false;
+            let mut still = Vec::new();
+            for signed in queue {
+                match self.ingest_one(topic, &signed)? {
+                    Outcome::Accepted(hash) => {
+                        report.accepted.push(hash);
+                        progress = true;
+                    }
+                    Outcome::Duplicate => {}
+                    Outcome::Pending(_) => still.push(signed),
+                    Outcome::Rejected(rejection) => report.rejected.push(rejection),
+                }
+            }
+            self.state(topic)?.pending = still;
+            if !progress {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Changes waiting for something, per topic.
+    pub fn pending_count(&mut self, topic: &TopicId) -> Result<usize> {
+        Ok(self.state(topic)?.pending.len())
+    }
+
+    fn ingest_one(&mut self, topic: &TopicId, signed: &SignedChange) -> Result<Outcome> {
+        let change = match validate::decode(&signed.bytes) {
+            Ok(change) => change,
+            Err(rejection) => return Ok(Outcome::Rejected(rejection)),
+        };
+        let hash = change.hash();
+        let change_key = layout::key(layout::CHANGE, topic, &[&hash.0]);
+        if self.backend.get(&change_key)?.is_some() {
+            return Ok(Outcome::Duplicate);
+        }
+        self.ensure_doc(topic, &signed.doc)?;
+
+        let state = self.topics.get_mut(topic).expect("ensured");
+        let TopicState { charter, charter_view, admissions, docs, .. } = state;
+        let admitted = |m: &MemberId| admissions.contains_key(m);
+        let ctx = validate::Context { topic: *topic, charter, charter_view, admitted: &admitted };
+        let doc = match signed.doc {
+            DocId::Charter => &*charter,
+            _ => &docs[&signed.doc],
+        };
+        let accepted = match validate::validate(&ctx, doc, signed) {
+            Verdict::Valid(accepted) => accepted,
+            Verdict::Pending(wait) => return Ok(Outcome::Pending(wait)),
+            Verdict::Invalid(rejection) => {
+                // A local change already sits in the cached document: drop it.
+                if doc.get_change_by_hash(&hash).is_some() {
+                    self.forget_doc(topic, &signed.doc)?;
+                }
+                return Ok(Outcome::Rejected(rejection));
+            }
+        };
+
+        let doc = match signed.doc {
+            DocId::Charter => &mut state.charter,
+            _ => state.docs.get_mut(&signed.doc).expect("ensured"),
+        };
+        let before: Vec<ChangeHash> = if doc.get_change_by_hash(&hash).is_some() {
+            accepted.change.deps().to_vec()
+        } else {
+            let before = doc.get_heads();
+            if let Err(rejection) = validate::apply(doc, vec![accepted.change]) {
+                self.forget_doc(topic, &signed.doc)?;
+                return Ok(Outcome::Rejected(rejection));
+            }
+            before
+        };
+
+        let mut batch = Batch::default();
+        batch.put(change_key, encode(signed));
+        let known = state.log_len.get(&signed.doc).copied();
+        let log_len = match known {
+            Some(n) => n,
+            None => self.stored_log_len(topic, &signed.doc)?,
+        };
+        let state = self.topics.get_mut(topic).expect("ensured");
+        let doc_key = layout::doc(&signed.doc);
+        batch.put(layout::key(layout::LOG, topic, &[&doc_key, &log_len.to_be_bytes()]), hash.0.to_vec());
+        batch.put(layout::key(layout::DOC, topic, &[&doc_key]), encode(&(log_len + 1)));
+        state.log_len.insert(signed.doc, log_len + 1);
+        if (log_len + 1) % SNAPSHOT_EVERY == 0 {
+            let doc = match signed.doc {
+                DocId::Charter => &state.charter,
+                _ => &state.docs[&signed.doc],
+            };
+            let snapshot = Snapshot { log_len: log_len + 1, bytes: doc.save() };
+            batch.put(layout::key(layout::SNAPSHOT, topic, &[&doc_key]), encode(&snapshot));
+        }
+        self.backend.write(batch)?;
+
+        if let Some(admission) = accepted.admission {
+            index::record_admission(self, topic, admission)?;
+        }
+        match signed.doc {
+            DocId::Charter => index::charter_changed(self, topic)?,
+            DocId::Journal { .. } => index::journal_changed(self, topic, &signed.doc, &before)?,
+        }
+        Ok(Outcome::Accepted(hash))
+    }
+
+    /// Every stored signed change of a topic, in log order per document.
+    pub fn changes(&self, topic: &TopicId) -> Result<Vec<SignedChange>> {
+        let mut out = Vec::new();
+        for doc in self.doc_ids(topic)? {
+            let prefix = layout::key(layout::LOG, topic, &[&layout::doc(&doc)]);
+            for item in scan(self.backend(), &prefix) {
+                let (_, hash) = item?;
+                let key = layout::key(layout::CHANGE, topic, &[&hash]);
+                if let Some(bytes) = self.backend.get(&key)? {
+                    out.push(decode(&key, &bytes)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

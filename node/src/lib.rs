@@ -1,0 +1,17 @@
+//! The Catchment node: the data directory, the store, and the engine that validates, applies,
+//! stores and indexes every change, with the views read from the index.
+
+#![deny(missing_docs)]
+
+pub mod engine;
+pub mod error;
+pub mod home;
+pub mod index;
+pub mod local;
+pub mod query;
+pub mod store;
+
+pub use engine::{Engine, Ingested};
+pub use error::{EngineError, Result};
+pub use home::{Config, Home};
+pub use store::{Backend, SledBackend};
