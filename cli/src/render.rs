@@ -1,0 +1,234 @@
+//! Text output for people.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use catchment_crdt::membership::Status;
+use catchment_crdt::schema::{Ask, Kind};
+use catchment_crdt::{CharterView, TopicId, Weights};
+use catchment_node::query::{Item, Leaderboard, ProfileView, Thread, TopicSummary, Who};
+
+/// A time in UTC, to the minute.
+pub fn time(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    let text = humantime::format_rfc3339_seconds(t).to_string();
+    text.get(..16).map(|s| s.replace('T', " ")).unwrap_or(text)
+}
+
+fn first_line(text: &str, max: usize) -> String {
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    if line.chars().count() <= max {
+        line.to_string()
+    } else {
+        let cut: String = line.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    }
+}
+
+fn headline(item: &Item) -> String {
+    if item.title.is_empty() {
+        first_line(&item.body, 72)
+    } else {
+        item.title.clone()
+    }
+}
+
+fn signed(n: i64) -> String {
+    if n > 0 {
+        format!("+{n}")
+    } else {
+        n.to_string()
+    }
+}
+
+pub fn topics(topics: &[TopicSummary]) -> String {
+    if topics.is_empty() {
+        return "No topics yet: create one with `catchment topic create NAME`.\n".into();
+    }
+    let mut out = String::new();
+    for t in topics {
+        let _ = writeln!(out, "{}  {}  ({} members; you: {})", &t.id[..8], t.name, t.members, t.status);
+    }
+    out
+}
+
+pub fn feed(items: &[Item]) -> String {
+    if items.is_empty() {
+        return "Nothing here yet.\n".into();
+    }
+    let mut out = String::new();
+    for item in items {
+        let mut marks = vec![signed(item.score)];
+        if item.replies > 0 {
+            marks.push(format!("{} replies", item.replies));
+        }
+        if item.kind == Kind::Question && item.accepted.is_some() {
+            marks.push("answered".into());
+        }
+        let _ = writeln!(out, "{}  {:<8}  {}  [{}]", item.id, item.kind.as_str(), headline(item), marks.join(", "));
+        let mut meta = format!("    by {} · {}", item.author, time(item.created));
+        if !item.tags.is_empty() {
+            let tags: Vec<String> = item.tags.iter().map(|t| format!("#{t}")).collect();
+            let _ = write!(meta, " · {}", tags.join(" "));
+        }
+        if let Some(parent) = &item.parent {
+            let _ = write!(meta, " · re {parent}");
+        }
+        let _ = writeln!(out, "{meta}");
+    }
+    out
+}
+
+fn thread_into(out: &mut String, thread: &Thread, depth: usize) {
+    let pad = "    ".repeat(depth);
+    let item = &thread.item;
+    let mut marks = vec![signed(item.score)];
+    if item.kind == Kind::Answer && item.accepted.is_some() {
+        marks.push("accepted".into());
+    }
+    if item.retracted {
+        marks.push("retracted".into());
+    }
+    if let Some(reason) = &item.hidden {
+        marks.push(format!("hidden: {reason}"));
+    }
+    let title = if item.title.is_empty() { String::new() } else { format!("  {}", item.title) };
+    let _ = writeln!(out, "{pad}{} {}{title}  [{}]", item.kind.as_str(), item.id, marks.join(", "));
+    let mut meta = format!("{pad}by {} · {}", item.author, time(item.created));
+    if let Some(edited) = item.edited {
+        let _ = write!(meta, " · edited {}", time(edited));
+    }
+    if !item.tags.is_empty() {
+        let tags: Vec<String> = item.tags.iter().map(|t| format!("#{t}")).collect();
+        let _ = write!(meta, " · {}", tags.join(" "));
+    }
+    let _ = writeln!(out, "{meta}");
+    for line in item.body.lines() {
+        let _ = writeln!(out, "{pad}  {line}");
+    }
+    let _ = writeln!(out);
+    for reply in &thread.replies {
+        thread_into(out, reply, depth + 1);
+    }
+}
+
+pub fn thread(thread: &Thread) -> String {
+    let mut out = String::new();
+    thread_into(&mut out, thread, 0);
+    out
+}
+
+pub fn weights(w: &Weights) -> String {
+    let mut out = String::from("Score = ");
+    let parts: Vec<String> = Weights::NAMES
+        .iter()
+        .map(|name| format!("{} × {name}", w.get(name).unwrap_or(0)))
+        .collect();
+    out.push_str(&parts.join(" + "));
+    out.push_str("\n(endorsement: net +1/-1 received from others; kudos: received from others; accepted: answers accepted by another asker)\n");
+    out
+}
+
+pub fn leaderboard(board: &Leaderboard) -> String {
+    let mut out = String::new();
+    if board.rows.is_empty() {
+        out.push_str("No recognition yet.\n");
+    }
+    for row in &board.rows {
+        let r = &row.recognition;
+        let counts: Vec<String> = r.counts.iter().map(|(k, n)| format!("{n} {}", k.as_str())).collect();
+        let _ = writeln!(
+            out,
+            "{:>3}. {:<36} score {:>5}   {} · endorsement {} · kudos {} · accepted {}",
+            row.rank,
+            row.who.to_string(),
+            r.score,
+            counts.join(", "),
+            signed(r.endorsement),
+            r.kudos,
+            r.accepted
+        );
+    }
+    out.push('\n');
+    out.push_str(&weights(&board.weights));
+    out
+}
+
+pub fn profile(p: &ProfileView) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", p.who);
+    let _ = writeln!(out, "member {}", p.who.id);
+    if !p.about.is_empty() {
+        let _ = writeln!(out, "{}", p.about);
+    }
+    let _ = writeln!(out, "status: {}", p.status);
+    let r = &p.recognition;
+    let rank = if p.rank == 0 { "unranked".to_string() } else { format!("rank {}", p.rank) };
+    let _ = writeln!(out, "score {} ({rank})", r.score);
+    for kind in Kind::ALL {
+        let _ = write!(out, "{} {}s  ", r.counts.get(&kind).copied().unwrap_or(0), kind.as_str());
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "endorsement received {} · kudos {} · accepted answers {}", signed(r.endorsement), r.kudos, r.accepted);
+    if !p.kudos.is_empty() {
+        let _ = writeln!(out, "\nKudos:");
+        for k in &p.kudos {
+            let _ = writeln!(out, "  from {} · {}: {}", k.from, time(k.created), k.note);
+        }
+    }
+    if !p.recent.is_empty() {
+        let _ = writeln!(out, "\nRecent:");
+        out.push_str(&feed(&p.recent));
+    }
+    out
+}
+
+pub fn members(members: &[(Who, Status)]) -> String {
+    let mut out = String::new();
+    for (who, status) in members {
+        let _ = writeln!(out, "{:<40} {}", who.to_string(), status.describe());
+    }
+    out
+}
+
+pub fn asks(asks: &[Ask], now: i64) -> String {
+    if asks.is_empty() {
+        return "No asks.\n".into();
+    }
+    let mut out = String::new();
+    for ask in asks {
+        let state = if ask.deadline < now { "closed" } else { "open" };
+        let _ = writeln!(out, "{}  {}  ({state}, deadline {})", ask.id, ask.title, time(ask.deadline));
+    }
+    out
+}
+
+pub fn topic(
+    id: &TopicId,
+    charter: &CharterView,
+    members: &[(Who, Status)],
+    asks: &[Ask],
+    counts: &BTreeMap<&'static str, usize>,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}\nid {}\ncreated {}", charter.name, id.to_hex(), time(charter.created));
+    let _ = writeln!(
+        out,
+        "{} contributions · {} endorsements · {} kudos · {} changes",
+        counts.get("contributions").unwrap_or(&0),
+        counts.get("endorsements").unwrap_or(&0),
+        counts.get("kudos").unwrap_or(&0),
+        counts.get("changes").unwrap_or(&0)
+    );
+    let _ = writeln!(out, "\nMembers:");
+    out.push_str(&self::members(members));
+    if !asks.is_empty() {
+        let _ = writeln!(out, "\nAsks:");
+        for ask in asks {
+            let _ = writeln!(out, "{}  {}  (deadline {})", ask.id, ask.title, time(ask.deadline));
+        }
+    }
+    let _ = writeln!(out);
+    out.push_str(&weights(&charter.weights));
+    out
+}
