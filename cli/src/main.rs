@@ -308,7 +308,11 @@ impl Ctx {
         Ok(Engine::open(Box::new(backend), self.home.keypair()?))
     }
 
-    fn print<T: serde::Serialize>(&self, value: &T, human: impl FnOnce(&T) -> String) -> Result<()> {
+    fn print<T: serde::Serialize>(
+        &self,
+        value: &T,
+        human: impl FnOnce(&T) -> String,
+    ) -> Result<()> {
         if self.json {
             println!("{}", serde_json::to_string_pretty(value)?);
         } else {
@@ -321,7 +325,9 @@ impl Ctx {
 fn read_body(body: String) -> Result<String> {
     if body == "-" {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).context("reading the body from standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the body from standard input")?;
         return Ok(text);
     }
     Ok(body)
@@ -344,7 +350,10 @@ fn run(cli: Cli) -> Result<()> {
         println!("member {me}");
         return Ok(());
     }
-    let ctx = Ctx { home: Home::open(&dir)?, json: cli.json };
+    let ctx = Ctx {
+        home: Home::open(&dir)?,
+        json: cli.json,
+    };
 
     match cli.command {
         Command::Init { .. } => unreachable!("handled above"),
@@ -353,11 +362,18 @@ fn run(cli: Cli) -> Result<()> {
             let config = ctx.home.config()?;
             let value = serde_json::json!({ "member": me.to_hex(), "short": me.short(), "name": config.name, "about": config.about });
             ctx.print(&value, |_| {
-                let name = if config.name.is_empty() { "(no name: set one with `catchment profile set --name`)".to_string() } else { config.name.clone() };
+                let name = if config.name.is_empty() {
+                    "(no name: set one with `catchment profile set --name`)".to_string()
+                } else {
+                    config.name.clone()
+                };
                 format!("{name} ({})\nmember {}\n", me.short(), me.to_hex())
             })
         }
-        Command::Profile { action: Some(ProfileAction::Set { name, about }), .. } => {
+        Command::Profile {
+            action: Some(ProfileAction::Set { name, about }),
+            ..
+        } => {
             if name.is_none() && about.is_none() {
                 bail!("nothing to set: give --name or --about");
             }
@@ -369,13 +385,27 @@ fn run(cli: Cli) -> Result<()> {
                 config.about = about.trim().to_string();
             }
             let mut engine = ctx.engine()?;
-            let topics = engine.set_profile(&Profile { name: config.name.clone(), about: config.about.clone() })?;
+            let topics = engine.set_profile(&Profile {
+                name: config.name.clone(),
+                about: config.about.clone(),
+            })?;
             engine.commit()?;
             ctx.home.save_config(&config)?;
-            println!("Profile set in {topics} topic(s): {}", if config.name.is_empty() { "(no name)" } else { &config.name });
+            println!(
+                "Profile set in {topics} topic(s): {}",
+                if config.name.is_empty() {
+                    "(no name)"
+                } else {
+                    &config.name
+                }
+            );
             Ok(())
         }
-        Command::Profile { action: None, member, topic: t } => {
+        Command::Profile {
+            action: None,
+            member,
+            topic: t,
+        } => {
             let mut engine = ctx.engine()?;
             let topic = topic(&mut engine, &t)?;
             let member = engine.resolve_member(&topic, member.as_deref().unwrap_or("me"))?;
@@ -390,12 +420,27 @@ fn run(cli: Cli) -> Result<()> {
                 Some(p) => Some(engine.resolve_id(&topic, p)?),
                 None => None,
             };
-            let draft = Draft { title: args.title.trim().to_string(), body: read_body(args.body)?, tags: args.tags, parent, ask: args.ask, alias: None };
+            let draft = Draft {
+                title: args.title.trim().to_string(),
+                body: read_body(args.body)?,
+                tags: args.tags,
+                parent,
+                ask: args.ask,
+                alias: None,
+            };
             let id = engine.post(&topic, args.kind, draft)?;
             engine.commit()?;
-            ctx.print(&serde_json::json!({ "id": id, "kind": args.kind }), |_| format!("Posted {} {id}\n", args.kind))
+            ctx.print(&serde_json::json!({ "id": id, "kind": args.kind }), |_| {
+                format!("Posted {} {id}\n", args.kind)
+            })
         }
-        Command::Edit { id, title, body, tags, topic: t } => {
+        Command::Edit {
+            id,
+            title,
+            body,
+            tags,
+            topic: t,
+        } => {
             let mut engine = ctx.engine()?;
             let topic = topic(&mut engine, &t)?;
             let id = engine.resolve_id(&topic, &id)?;
@@ -414,11 +459,22 @@ fn run(cli: Cli) -> Result<()> {
             println!("Retracted {id}: hidden everywhere, its history kept");
             Ok(())
         }
-        Command::Endorse { id, down, withdraw, topic: t } => {
+        Command::Endorse {
+            id,
+            down,
+            withdraw,
+            topic: t,
+        } => {
             let mut engine = ctx.engine()?;
             let topic = topic(&mut engine, &t)?;
             let id = engine.resolve_id(&topic, &id)?;
-            let value = if withdraw { 0 } else if down { -1 } else { 1 };
+            let value = if withdraw {
+                0
+            } else if down {
+                -1
+            } else {
+                1
+            };
             engine.endorse(&topic, &id, value)?;
             engine.commit()?;
             match value {
@@ -428,7 +484,12 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Kudos { member, note, about, topic: t } => {
+        Command::Kudos {
+            member,
+            note,
+            about,
+            topic: t,
+        } => {
             let mut engine = ctx.engine()?;
             let topic = topic(&mut engine, &t)?;
             let to = engine.resolve_member(&topic, &member)?;
@@ -448,7 +509,12 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Ask { action } => ask_command(&ctx, action),
-        Command::Hide { id, reason, undo, topic: t } => {
+        Command::Hide {
+            id,
+            reason,
+            undo,
+            topic: t,
+        } => {
             let mut engine = ctx.engine()?;
             let topic = topic(&mut engine, &t)?;
             let id = engine.resolve_id(&topic, &id)?;
@@ -462,11 +528,26 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Feed { kind, tag, ask, author, limit, topic: t } => {
+        Command::Feed {
+            kind,
+            tag,
+            ask,
+            author,
+            limit,
+            topic: t,
+        } => {
             let mut engine = ctx.engine()?;
             let topic = topic(&mut engine, &t)?;
-            let author = author.map(|a| engine.resolve_member(&topic, &a)).transpose()?;
-            let filter = FeedFilter { kind, tag, ask, author, limit };
+            let author = author
+                .map(|a| engine.resolve_member(&topic, &a))
+                .transpose()?;
+            let filter = FeedFilter {
+                kind,
+                tag,
+                ask,
+                author,
+                limit,
+            };
             let items = engine.feed(&topic, &filter)?;
             ctx.print(&items, |items| render::feed(items))
         }
@@ -492,12 +573,16 @@ fn topic_command(ctx: &Ctx, action: TopicAction) -> Result<()> {
     match action {
         TopicAction::Create { name } => {
             let config = ctx.home.config()?;
-            let profile = Profile { name: config.name, about: config.about };
+            let profile = Profile {
+                name: config.name,
+                about: config.about,
+            };
             let topic = engine.create_topic(&name, &profile)?;
             engine.commit()?;
-            ctx.print(&serde_json::json!({ "id": topic.to_hex(), "name": name.trim() }), |_| {
-                format!("Created topic {:?}\nid {}\n", name.trim(), topic.to_hex())
-            })
+            ctx.print(
+                &serde_json::json!({ "id": topic.to_hex(), "name": name.trim() }),
+                |_| format!("Created topic {:?}\nid {}\n", name.trim(), topic.to_hex()),
+            )
         }
         TopicAction::List => {
             let topics = engine.topics()?;
@@ -518,17 +603,26 @@ fn topic_command(ctx: &Ctx, action: TopicAction) -> Result<()> {
                 "asks": asks,
                 "counts": counts,
             });
-            ctx.print(&value, |_| render::topic(&id, &charter, &members, &asks, &counts))
+            ctx.print(&value, |_| {
+                render::topic(&id, &charter, &members, &asks, &counts)
+            })
         }
         TopicAction::Weights { set, topic: t } => {
             let id = topic(&mut engine, &t)?;
             if !set.is_empty() {
                 let mut weights = engine.charter(&id)?.weights;
                 for pair in &set {
-                    let (name, value) = pair.split_once('=').ok_or_else(|| anyhow!("--set takes NAME=VALUE, got {pair:?}"))?;
-                    let value: i64 = value.trim().parse().map_err(|_| anyhow!("weight {name:?} must be a whole number, got {value:?}"))?;
+                    let (name, value) = pair
+                        .split_once('=')
+                        .ok_or_else(|| anyhow!("--set takes NAME=VALUE, got {pair:?}"))?;
+                    let value: i64 = value.trim().parse().map_err(|_| {
+                        anyhow!("weight {name:?} must be a whole number, got {value:?}")
+                    })?;
                     if !weights.set(name.trim(), value) {
-                        bail!("no weight named {name:?}: expected one of {}", catchment_crdt::Weights::NAMES.join(", "));
+                        bail!(
+                            "no weight named {name:?}: expected one of {}",
+                            catchment_crdt::Weights::NAMES.join(", ")
+                        );
                     }
                 }
                 engine.set_weights(&id, &weights)?;
@@ -545,23 +639,36 @@ fn parse_deadline(text: &str, now: i64) -> Result<i64> {
     if let Ok(duration) = humantime::parse_duration(text) {
         return Ok(now + duration.as_millis() as i64);
     }
-    let stamp = if text.len() == 10 { format!("{text} 23:59:59") } else { text.to_string() };
+    let stamp = if text.len() == 10 {
+        format!("{text} 23:59:59")
+    } else {
+        text.to_string()
+    };
     let time = humantime::parse_rfc3339_weak(&stamp)
         .map_err(|_| anyhow!("deadline {text:?} is neither a duration (7d, 36h) nor a date (2026-12-31, 2026-12-31 17:00) in UTC"))?;
-    Ok(time.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0))
+    Ok(time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0))
 }
 
 fn ask_command(ctx: &Ctx, action: AskAction) -> Result<()> {
     let mut engine = ctx.engine()?;
     match action {
-        AskAction::Create { title, body, deadline, topic: t } => {
+        AskAction::Create {
+            title,
+            body,
+            deadline,
+            topic: t,
+        } => {
             let id = topic(&mut engine, &t)?;
             let deadline = parse_deadline(&deadline, engine.now())?;
             let ask = engine.create_ask(&id, title.trim(), &read_body(body)?, deadline)?;
             engine.commit()?;
-            ctx.print(&serde_json::json!({ "id": ask, "deadline": deadline }), |_| {
-                format!("Opened ask {ask}, closing {}\n", render::time(deadline))
-            })
+            ctx.print(
+                &serde_json::json!({ "id": ask, "deadline": deadline }),
+                |_| format!("Opened ask {ask}, closing {}\n", render::time(deadline)),
+            )
         }
         AskAction::List { topic: t } => {
             let id = topic(&mut engine, &t)?;
@@ -578,10 +685,17 @@ fn member_command(ctx: &Ctx, action: MemberAction) -> Result<()> {
         MemberAction::List { topic: t } => {
             let id = topic(&mut engine, &t)?;
             let members = engine.members(&id)?;
-            let value: Vec<_> = members.iter().map(|(w, s)| serde_json::json!({ "member": w, "status": s })).collect();
+            let value: Vec<_> = members
+                .iter()
+                .map(|(w, s)| serde_json::json!({ "member": w, "status": s }))
+                .collect();
             ctx.print(&value, |_| render::members(&members))
         }
-        MemberAction::Role { member, role, topic: t } => {
+        MemberAction::Role {
+            member,
+            role,
+            topic: t,
+        } => {
             let id = topic(&mut engine, &t)?;
             let member = engine.resolve_member(&id, &member)?;
             engine.set_role(&id, &member, role)?;

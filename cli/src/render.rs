@@ -16,7 +16,11 @@ pub fn time(ms: i64) -> String {
 }
 
 fn first_line(text: &str, max: usize) -> String {
-    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let line = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     if line.chars().count() <= max {
         line.to_string()
     } else {
@@ -47,7 +51,14 @@ pub fn topics(topics: &[TopicSummary]) -> String {
     }
     let mut out = String::new();
     for t in topics {
-        let _ = writeln!(out, "{}  {}  ({} members; you: {})", &t.id[..8], t.name, t.members, t.status);
+        let _ = writeln!(
+            out,
+            "{}  {}  ({} members; you: {})",
+            &t.id[..8],
+            t.name,
+            t.members,
+            t.status
+        );
     }
     out
 }
@@ -65,7 +76,14 @@ pub fn feed(items: &[Item]) -> String {
         if item.kind == Kind::Question && item.accepted.is_some() {
             marks.push("answered".into());
         }
-        let _ = writeln!(out, "{}  {:<8}  {}  [{}]", item.id, item.kind.as_str(), headline(item), marks.join(", "));
+        let _ = writeln!(
+            out,
+            "{}  {:<8}  {}  [{}]",
+            item.id,
+            item.kind.as_str(),
+            headline(item),
+            marks.join(", ")
+        );
         let mut meta = format!("    by {} · {}", item.author, time(item.created));
         if !item.tags.is_empty() {
             let tags: Vec<String> = item.tags.iter().map(|t| format!("#{t}")).collect();
@@ -92,8 +110,18 @@ fn thread_into(out: &mut String, thread: &Thread, depth: usize) {
     if let Some(reason) = &item.hidden {
         marks.push(format!("hidden: {reason}"));
     }
-    let title = if item.title.is_empty() { String::new() } else { format!("  {}", item.title) };
-    let _ = writeln!(out, "{pad}{} {}{title}  [{}]", item.kind.as_str(), item.id, marks.join(", "));
+    let title = if item.title.is_empty() {
+        String::new()
+    } else {
+        format!("  {}", item.title)
+    };
+    let _ = writeln!(
+        out,
+        "{pad}{} {}{title}  [{}]",
+        item.kind.as_str(),
+        item.id,
+        marks.join(", ")
+    );
     let mut meta = format!("{pad}by {} · {}", item.author, time(item.created));
     if let Some(edited) = item.edited {
         let _ = write!(meta, " · edited {}", time(edited));
@@ -136,7 +164,11 @@ pub fn leaderboard(board: &Leaderboard) -> String {
     }
     for row in &board.rows {
         let r = &row.recognition;
-        let counts: Vec<String> = r.counts.iter().map(|(k, n)| format!("{n} {}", k.as_str())).collect();
+        let counts: Vec<String> = r
+            .counts
+            .iter()
+            .map(|(k, n)| format!("{n} {}", k.as_str()))
+            .collect();
         let _ = writeln!(
             out,
             "{:>3}. {:<36} score {:>5}   {} · endorsement {} · kudos {} · accepted {}",
@@ -163,13 +195,28 @@ pub fn profile(p: &ProfileView) -> String {
     }
     let _ = writeln!(out, "status: {}", p.status);
     let r = &p.recognition;
-    let rank = if p.rank == 0 { "unranked".to_string() } else { format!("rank {}", p.rank) };
+    let rank = if p.rank == 0 {
+        "unranked".to_string()
+    } else {
+        format!("rank {}", p.rank)
+    };
     let _ = writeln!(out, "score {} ({rank})", r.score);
     for kind in Kind::ALL {
-        let _ = write!(out, "{} {}s  ", r.counts.get(&kind).copied().unwrap_or(0), kind.as_str());
+        let _ = write!(
+            out,
+            "{} {}s  ",
+            r.counts.get(&kind).copied().unwrap_or(0),
+            kind.as_str()
+        );
     }
     let _ = writeln!(out);
-    let _ = writeln!(out, "endorsement received {} · kudos {} · accepted answers {}", signed(r.endorsement), r.kudos, r.accepted);
+    let _ = writeln!(
+        out,
+        "endorsement received {} · kudos {} · accepted answers {}",
+        signed(r.endorsement),
+        r.kudos,
+        r.accepted
+    );
     if !p.kudos.is_empty() {
         let _ = writeln!(out, "\nKudos:");
         for k in &p.kudos {
@@ -198,7 +245,13 @@ pub fn asks(asks: &[Ask], now: i64) -> String {
     let mut out = String::new();
     for ask in asks {
         let state = if ask.deadline < now { "closed" } else { "open" };
-        let _ = writeln!(out, "{}  {}  ({state}, deadline {})", ask.id, ask.title, time(ask.deadline));
+        let _ = writeln!(
+            out,
+            "{}  {}  ({state}, deadline {})",
+            ask.id,
+            ask.title,
+            time(ask.deadline)
+        );
     }
     out
 }
@@ -211,7 +264,13 @@ pub fn topic(
     counts: &BTreeMap<&'static str, usize>,
 ) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "{}\nid {}\ncreated {}", charter.name, id.to_hex(), time(charter.created));
+    let _ = writeln!(
+        out,
+        "{}\nid {}\ncreated {}",
+        charter.name,
+        id.to_hex(),
+        time(charter.created)
+    );
     let _ = writeln!(
         out,
         "{} contributions · {} endorsements · {} kudos · {} changes",
@@ -225,7 +284,13 @@ pub fn topic(
     if !asks.is_empty() {
         let _ = writeln!(out, "\nAsks:");
         for ask in asks {
-            let _ = writeln!(out, "{}  {}  (deadline {})", ask.id, ask.title, time(ask.deadline));
+            let _ = writeln!(
+                out,
+                "{}  {}  (deadline {})",
+                ask.id,
+                ask.title,
+                time(ask.deadline)
+            );
         }
     }
     let _ = writeln!(out);

@@ -114,7 +114,13 @@ impl Engine {
     /// Opens the engine over a store, acting as `key`'s member.
     pub fn open(backend: Box<dyn Backend>, key: Keypair) -> Self {
         let me = key.member_id();
-        Engine { backend, key, me, topics: HashMap::new(), clock: Box::new(system_now) }
+        Engine {
+            backend,
+            key,
+            me,
+            topics: HashMap::new(),
+            clock: Box::new(system_now),
+        }
     }
 
     /// Replaces the clock (milliseconds since the epoch); for tests and replays.
@@ -201,7 +207,10 @@ impl Engine {
             let (_, hash) = item?;
             let change_key = layout::key(layout::CHANGE, topic, &[&hash]);
             let bytes = self.backend.get(&change_key)?.ok_or_else(|| {
-                crate::store::StoreError::Corrupt { key: hex::encode(&change_key), reason: "logged change missing".into() }
+                crate::store::StoreError::Corrupt {
+                    key: hex::encode(&change_key),
+                    reason: "logged change missing".into(),
+                }
             })?;
             let signed: SignedChange = decode(&change_key, &bytes)?;
             changes.push(validate::decode(&signed.bytes)?);
@@ -243,7 +252,12 @@ impl Engine {
     }
 
     /// Runs `f` on a loaded document.
-    pub(crate) fn with_doc<T>(&mut self, topic: &TopicId, doc: &DocId, f: impl FnOnce(&mut Automerge) -> T) -> Result<T> {
+    pub(crate) fn with_doc<T>(
+        &mut self,
+        topic: &TopicId,
+        doc: &DocId,
+        f: impl FnOnce(&mut Automerge) -> T,
+    ) -> Result<T> {
         self.ensure_doc(topic, doc)?;
         let state = self.topics.get_mut(topic).expect("ensured");
         let automerge = match doc {
@@ -263,7 +277,11 @@ impl Engine {
         if state.docs.len() >= DOC_CACHE {
             // Evict one document we do not write to; any will do, it reloads from the store.
             let me = self.me;
-            let victim = state.docs.keys().find(|d| d.journal_owner() != Some(me)).copied();
+            let victim = state
+                .docs
+                .keys()
+                .find(|d| d.journal_owner() != Some(me))
+                .copied();
             if let Some(victim) = victim.or_else(|| state.docs.keys().next().copied()) {
                 state.docs.remove(&victim);
             }
@@ -273,7 +291,11 @@ impl Engine {
     }
 
     /// The store and a loaded document at once.
-    pub(crate) fn doc_and_backend(&mut self, topic: &TopicId, doc: &DocId) -> Result<(&dyn Backend, &Automerge)> {
+    pub(crate) fn doc_and_backend(
+        &mut self,
+        topic: &TopicId,
+        doc: &DocId,
+    ) -> Result<(&dyn Backend, &Automerge)> {
         self.ensure_doc(topic, doc)?;
         let state = &self.topics[topic];
         let automerge = match doc {
@@ -301,7 +323,13 @@ impl Engine {
         let key = layout::prefix(layout::TOPIC, topic);
         if self.backend.get(&key)?.is_none() {
             let mut batch = Batch::default();
-            batch.put(key, encode(&TopicRecord { id: *topic, added: self.now() }));
+            batch.put(
+                key,
+                encode(&TopicRecord {
+                    id: *topic,
+                    added: self.now(),
+                }),
+            );
             self.backend.write(batch)?;
         }
         Ok(())
@@ -383,9 +411,20 @@ impl Engine {
         self.ensure_doc(topic, &signed.doc)?;
 
         let state = self.topics.get_mut(topic).expect("ensured");
-        let TopicState { charter, charter_view, admissions, docs, .. } = state;
+        let TopicState {
+            charter,
+            charter_view,
+            admissions,
+            docs,
+            ..
+        } = state;
         let admitted = |m: &MemberId| admissions.contains_key(m);
-        let ctx = validate::Context { topic: *topic, charter, charter_view, admitted: &admitted };
+        let ctx = validate::Context {
+            topic: *topic,
+            charter,
+            charter_view,
+            admitted: &admitted,
+        };
         let doc = match signed.doc {
             DocId::Charter => &*charter,
             _ => &docs[&signed.doc],
@@ -426,16 +465,28 @@ impl Engine {
         };
         let state = self.topics.get_mut(topic).expect("ensured");
         let doc_key = layout::doc(&signed.doc);
-        batch.put(layout::key(layout::LOG, topic, &[&doc_key, &log_len.to_be_bytes()]), hash.0.to_vec());
-        batch.put(layout::key(layout::DOC, topic, &[&doc_key]), encode(&(log_len + 1)));
+        batch.put(
+            layout::key(layout::LOG, topic, &[&doc_key, &log_len.to_be_bytes()]),
+            hash.0.to_vec(),
+        );
+        batch.put(
+            layout::key(layout::DOC, topic, &[&doc_key]),
+            encode(&(log_len + 1)),
+        );
         state.log_len.insert(signed.doc, log_len + 1);
         if (log_len + 1) % SNAPSHOT_EVERY == 0 {
             let doc = match signed.doc {
                 DocId::Charter => &state.charter,
                 _ => &state.docs[&signed.doc],
             };
-            let snapshot = Snapshot { log_len: log_len + 1, bytes: doc.save() };
-            batch.put(layout::key(layout::SNAPSHOT, topic, &[&doc_key]), encode(&snapshot));
+            let snapshot = Snapshot {
+                log_len: log_len + 1,
+                bytes: doc.save(),
+            };
+            batch.put(
+                layout::key(layout::SNAPSHOT, topic, &[&doc_key]),
+                encode(&snapshot),
+            );
         }
         self.backend.write(batch)?;
 

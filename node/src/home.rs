@@ -46,7 +46,10 @@ pub enum HomeError {
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> HomeError {
-    HomeError::Io { path: path.display().to_string(), reason: e.to_string() }
+    HomeError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
 }
 
 /// The settings in `config.toml`.
@@ -87,13 +90,21 @@ impl Home {
         let created = if key_path.exists() {
             false
         } else {
-            write_private(&key_path, &format!("{}\n", hex::encode(Keypair::generate().to_bytes())))?;
+            write_private(
+                &key_path,
+                &format!("{}\n", hex::encode(Keypair::generate().to_bytes())),
+            )?;
             true
         };
-        let home = Home { dir: dir.to_path_buf() };
+        let home = Home {
+            dir: dir.to_path_buf(),
+        };
         let config_path = dir.join(CONFIG_FILE);
         if !config_path.exists() {
-            let config = Config { name: name.unwrap_or_default().to_string(), about: String::new() };
+            let config = Config {
+                name: name.unwrap_or_default().to_string(),
+                about: String::new(),
+            };
             home.save_config(&config)?;
         } else if let Some(name) = name {
             let mut config = home.config()?;
@@ -109,7 +120,9 @@ impl Home {
         if !dir.join(KEY_FILE).exists() {
             return Err(HomeError::NotInitialised(dir.display().to_string()));
         }
-        Ok(Home { dir: dir.to_path_buf() })
+        Ok(Home {
+            dir: dir.to_path_buf(),
+        })
     }
 
     /// The directory.
@@ -127,7 +140,8 @@ impl Home {
         let path = self.dir.join(KEY_FILE);
         let text = fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
         let mut secret = [0u8; 32];
-        hex::decode_to_slice(text.trim(), &mut secret).map_err(|_| HomeError::BadKey(path.display().to_string()))?;
+        hex::decode_to_slice(text.trim(), &mut secret)
+            .map_err(|_| HomeError::BadKey(path.display().to_string()))?;
         Ok(Keypair::from_bytes(&secret))
     }
 
@@ -135,8 +149,10 @@ impl Home {
     pub fn config(&self) -> Result<Config, HomeError> {
         let path = self.dir.join(CONFIG_FILE);
         match fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| HomeError::BadConfig { path: path.display().to_string(), reason: e.to_string() }),
+            Ok(text) => toml::from_str(&text).map_err(|e| HomeError::BadConfig {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
             Err(e) => Err(io_error(&path, e)),
         }
@@ -162,7 +178,8 @@ fn write_private(path: &Path, contents: &str) -> Result<(), HomeError> {
         options.mode(0o600);
     }
     let mut file = options.open(path).map_err(|e| io_error(path, e))?;
-    file.write_all(contents.as_bytes()).map_err(|e| io_error(path, e))?;
+    file.write_all(contents.as_bytes())
+        .map_err(|e| io_error(path, e))?;
     file.sync_all().map_err(|e| io_error(path, e))
 }
 
@@ -183,7 +200,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+            let mode = fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
     }

@@ -17,9 +17,16 @@ use crate::error::Result;
 use crate::store::{decode, encode, layout, scan, Backend, Batch};
 
 /// Records an accepted admission.
-pub(crate) fn record_admission(engine: &mut Engine, topic: &TopicId, admission: Admission) -> Result<()> {
+pub(crate) fn record_admission(
+    engine: &mut Engine,
+    topic: &TopicId,
+    admission: Admission,
+) -> Result<()> {
     let mut batch = Batch::default();
-    batch.put(layout::key(layout::ADMISSION, topic, &[&admission.member.0]), encode(&admission));
+    batch.put(
+        layout::key(layout::ADMISSION, topic, &[&admission.member.0]),
+        encode(&admission),
+    );
     engine.backend.write(batch)?;
     let state = engine.state(topic)?;
     state.admissions.insert(admission.member, admission);
@@ -32,14 +39,23 @@ pub(crate) fn charter_changed(engine: &mut Engine, topic: &TopicId) -> Result<()
     let state = engine.state(topic)?;
     let old = std::mem::replace(&mut state.charter_view, CharterView::read(&state.charter));
     let mut batch = Batch::default();
-    batch.put(layout::prefix(layout::CHARTER, topic), encode(&state.charter_view));
+    batch.put(
+        layout::prefix(layout::CHARTER, topic),
+        encode(&state.charter_view),
+    );
     engine.backend.write(batch)?;
     refresh(engine, topic, &old)?;
 
     // A new removal pins the member's journals: index them again at the pinned heads.
     let newly_removed: Vec<MemberId> = {
         let state = engine.state(topic)?;
-        state.charter_view.removed.keys().filter(|m| !old.removed.contains_key(m)).copied().collect()
+        state
+            .charter_view
+            .removed
+            .keys()
+            .filter(|m| !old.removed.contains_key(m))
+            .copied()
+            .collect()
     };
     for member in newly_removed {
         for doc in engine.doc_ids(topic)? {
@@ -62,7 +78,12 @@ fn refresh(engine: &mut Engine, topic: &TopicId, _old: &CharterView) -> Result<(
 }
 
 /// Indexes what a journal change touched; `before` are the journal's heads before it.
-pub(crate) fn journal_changed(engine: &mut Engine, topic: &TopicId, doc: &DocId, before: &[ChangeHash]) -> Result<()> {
+pub(crate) fn journal_changed(
+    engine: &mut Engine,
+    topic: &TopicId,
+    doc: &DocId,
+    before: &[ChangeHash],
+) -> Result<()> {
     if removed_pins(engine, topic, doc)?.is_some() {
         return reindex_doc(engine, topic, doc);
     }
@@ -72,8 +93,14 @@ pub(crate) fn journal_changed(engine: &mut Engine, topic: &TopicId, doc: &DocId,
 }
 
 /// For a removed member's journal: the pinned heads (empty if the journal is not pinned).
-fn removed_pins(engine: &mut Engine, topic: &TopicId, doc: &DocId) -> Result<Option<Vec<ChangeHash>>> {
-    let Some(owner) = doc.journal_owner() else { return Ok(None) };
+fn removed_pins(
+    engine: &mut Engine,
+    topic: &TopicId,
+    doc: &DocId,
+) -> Result<Option<Vec<ChangeHash>>> {
+    let Some(owner) = doc.journal_owner() else {
+        return Ok(None);
+    };
     let state = engine.state(topic)?;
     Ok(state
         .charter_view
@@ -106,8 +133,16 @@ pub(crate) fn reindex_doc(engine: &mut Engine, topic: &TopicId, doc: &DocId) -> 
     write_entries(engine.backend(), topic, doc, &effective, &touched)
 }
 
-fn write_entries(backend: &dyn Backend, topic: &TopicId, doc_id: &DocId, doc: &Automerge, touched: &Touched) -> Result<()> {
-    let DocId::Journal { member, n } = *doc_id else { return Ok(()) };
+fn write_entries(
+    backend: &dyn Backend,
+    topic: &TopicId,
+    doc_id: &DocId,
+    doc: &Automerge,
+    touched: &Touched,
+) -> Result<()> {
+    let DocId::Journal { member, n } = *doc_id else {
+        return Ok(());
+    };
     let mut batch = Batch::default();
 
     for id in &touched.contributions {
@@ -124,14 +159,21 @@ fn write_entries(backend: &dyn Backend, topic: &TopicId, doc_id: &DocId, doc: &A
             }
             batch.delete(layout::feed(topic, old.created, &old.id));
             if let Some(parent) = &old.parent {
-                batch.delete(layout::key(layout::CHILD, topic, &[parent.as_bytes(), old.id.as_bytes()]));
+                batch.delete(layout::key(
+                    layout::CHILD,
+                    topic,
+                    &[parent.as_bytes(), old.id.as_bytes()],
+                ));
             }
         }
         match new {
             Some(c) => {
                 batch.put(layout::feed(topic, c.created, &c.id), Vec::new());
                 if let Some(parent) = &c.parent {
-                    batch.put(layout::key(layout::CHILD, topic, &[parent.as_bytes(), c.id.as_bytes()]), Vec::new());
+                    batch.put(
+                        layout::key(layout::CHILD, topic, &[parent.as_bytes(), c.id.as_bytes()]),
+                        Vec::new(),
+                    );
                 }
                 batch.put(key, encode(&c));
             }
@@ -141,7 +183,11 @@ fn write_entries(backend: &dyn Backend, topic: &TopicId, doc_id: &DocId, doc: &A
     }
 
     for contribution in &touched.endorsements {
-        let key = layout::key(layout::ENDORSEMENT, topic, &[contribution.as_bytes(), &member.0]);
+        let key = layout::key(
+            layout::ENDORSEMENT,
+            topic,
+            &[contribution.as_bytes(), &member.0],
+        );
         let old: Option<Endorsement> = match backend.get(&key)? {
             Some(bytes) => Some(decode(&key, &bytes)?),
             None => None,
@@ -195,9 +241,14 @@ pub fn rebuild(engine: &mut Engine, topic: &TopicId) -> Result<()> {
     // Admissions come from validating each journal's first change again.
     let changes = engine.changes(topic)?;
     engine.state(topic)?.admissions.clear();
-    let firsts: Vec<_> = changes.into_iter().filter(|c| matches!(c.doc, DocId::Journal { n: 0, .. })).collect();
+    let firsts: Vec<_> = changes
+        .into_iter()
+        .filter(|c| matches!(c.doc, DocId::Journal { n: 0, .. }))
+        .collect();
     for signed in firsts {
-        let Ok(change) = catchment_crdt::validate::decode(&signed.bytes) else { continue };
+        let Ok(change) = catchment_crdt::validate::decode(&signed.bytes) else {
+            continue;
+        };
         if !change.deps().is_empty() {
             continue;
         }
@@ -210,12 +261,20 @@ pub fn rebuild(engine: &mut Engine, topic: &TopicId) -> Result<()> {
             admitted: &admitted,
         };
         let empty = Automerge::new();
-        if let catchment_crdt::Verdict::Valid(accepted) = catchment_crdt::validate(&ctx, &empty, &signed) {
+        if let catchment_crdt::Verdict::Valid(accepted) =
+            catchment_crdt::validate(&ctx, &empty, &signed)
+        {
             if let Some(admission) = accepted.admission {
                 let mut batch = Batch::default();
-                batch.put(layout::key(layout::ADMISSION, topic, &[&admission.member.0]), encode(&admission));
+                batch.put(
+                    layout::key(layout::ADMISSION, topic, &[&admission.member.0]),
+                    encode(&admission),
+                );
                 engine.backend.write(batch)?;
-                engine.state(topic)?.admissions.insert(admission.member, admission);
+                engine
+                    .state(topic)?
+                    .admissions
+                    .insert(admission.member, admission);
             }
         }
     }

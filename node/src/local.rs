@@ -10,10 +10,12 @@ use std::collections::BTreeMap;
 use automerge::transaction::Transaction;
 use automerge::{AutomergeError, ChangeHash};
 use catchment_crdt::schema::{
-    normalise_tags, AdmissionClaim, Ask, Contribution, Draft, Edit, Kind, Profile, Role, Weights, MAX_BODY, MAX_NAME,
-    MAX_TAG, MAX_TAGS, MAX_TITLE,
+    normalise_tags, AdmissionClaim, Ask, Contribution, Draft, Edit, Kind, Profile, Role, Weights,
+    MAX_BODY, MAX_NAME, MAX_TAG, MAX_TAGS, MAX_TITLE,
 };
-use catchment_crdt::{charter, genesis, ids, journal, DocId, MemberId, SignedChange, TopicId, JOURNAL_ROLLOVER};
+use catchment_crdt::{
+    charter, genesis, ids, journal, DocId, MemberId, SignedChange, TopicId, JOURNAL_ROLLOVER,
+};
 
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
@@ -26,7 +28,10 @@ fn bad(message: impl Into<String>) -> EngineError {
 fn check_text(title: Option<&str>, body: Option<&str>, tags: Option<&[String]>) -> Result<()> {
     if let Some(title) = title {
         if title.len() > MAX_TITLE {
-            return Err(bad(format!("title is {} bytes; the limit is {MAX_TITLE}", title.len())));
+            return Err(bad(format!(
+                "title is {} bytes; the limit is {MAX_TITLE}",
+                title.len()
+            )));
         }
         if title.contains('\n') {
             return Err(bad("title must be one line"));
@@ -34,7 +39,10 @@ fn check_text(title: Option<&str>, body: Option<&str>, tags: Option<&[String]>) 
     }
     if let Some(body) = body {
         if body.len() > MAX_BODY {
-            return Err(bad(format!("body is {} bytes; the limit is {MAX_BODY}", body.len())));
+            return Err(bad(format!(
+                "body is {} bytes; the limit is {MAX_BODY}",
+                body.len()
+            )));
         }
     }
     if let Some(tags) = tags {
@@ -43,7 +51,10 @@ fn check_text(title: Option<&str>, body: Option<&str>, tags: Option<&[String]>) 
             return Err(bad(format!("{} tags; the limit is {MAX_TAGS}", tags.len())));
         }
         for tag in &tags {
-            let ok = tag.len() <= MAX_TAG && tag.chars().all(|c| c.is_alphanumeric() || "-_.+#".contains(c));
+            let ok = tag.len() <= MAX_TAG
+                && tag
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || "-_.+#".contains(c));
             if !ok {
                 return Err(bad(format!(
                     "tag {tag:?} is not allowed: up to {MAX_TAG} letters, digits and - _ . + #"
@@ -76,7 +87,9 @@ impl Engine {
             Some(hash) => Ok(*hash),
             None => {
                 self.forget_doc(topic, &doc)?;
-                Err(EngineError::NotMember("this change waits for the topic's charter from a peer".into()))
+                Err(EngineError::NotMember(
+                    "this change waits for the topic's charter from a peer".into(),
+                ))
             }
         }
     }
@@ -88,20 +101,32 @@ impl Engine {
             return Err(bad("a topic needs a name"));
         }
         if name.len() > MAX_TITLE {
-            return Err(bad(format!("topic name is {} bytes; the limit is {MAX_TITLE}", name.len())));
+            return Err(bad(format!(
+                "topic name is {} bytes; the limit is {MAX_TITLE}",
+                name.len()
+            )));
         }
         let now = self.now();
         let (topic, _, genesis_change) = genesis::create_topic(&self.key, name, now)?;
         self.ingest_local(&topic, genesis_change)?;
-        let claim = AdmissionClaim::Role { charter_heads: vec![topic.genesis_hash()] };
+        let claim = AdmissionClaim::Role {
+            charter_heads: vec![topic.genesis_hash()],
+        };
         self.start_journal(&topic, 0, Some(&claim))?;
         if !profile.name.is_empty() || !profile.about.is_empty() {
-            self.write(&topic, self.journal0(), |tx| journal::set_profile(tx, profile))?;
+            self.write(&topic, self.journal0(), |tx| {
+                journal::set_profile(tx, profile)
+            })?;
         }
         Ok(topic)
     }
 
-    pub(crate) fn start_journal(&mut self, topic: &TopicId, n: u32, claim: Option<&AdmissionClaim>) -> Result<()> {
+    pub(crate) fn start_journal(
+        &mut self,
+        topic: &TopicId,
+        n: u32,
+        claim: Option<&AdmissionClaim>,
+    ) -> Result<()> {
         let now = self.now();
         let (_, signed) = genesis::start_journal(&self.key, topic, n, claim, now)?;
         self.ingest_local(topic, signed)?;
@@ -109,7 +134,10 @@ impl Engine {
     }
 
     fn journal0(&self) -> DocId {
-        DocId::Journal { member: self.me, n: 0 }
+        DocId::Journal {
+            member: self.me,
+            n: 0,
+        }
     }
 
     /// Fails unless this node's member is an admitted member of `topic`.
@@ -149,7 +177,10 @@ impl Engine {
             return Ok(doc);
         }
         self.start_journal(topic, n + 1, None)?;
-        Ok(DocId::Journal { member: me, n: n + 1 })
+        Ok(DocId::Journal {
+            member: me,
+            n: n + 1,
+        })
     }
 
     /// Posts a contribution; returns its id.
@@ -167,12 +198,19 @@ impl Engine {
         }
         match (&kind, &draft.parent) {
             (Kind::Answer | Kind::Comment, None) => {
-                return Err(bad(format!("{} needs --parent: the contribution it replies to", kind.with_article())));
+                return Err(bad(format!(
+                    "{} needs --parent: the contribution it replies to",
+                    kind.with_article()
+                )));
             }
             (_, Some(parent)) => {
                 let parent = self.contribution(topic, parent)?;
                 if kind == Kind::Answer && parent.kind != Kind::Question {
-                    return Err(bad(format!("{} is {}, not a question: answers go to questions", parent.id, parent.kind.with_article())));
+                    return Err(bad(format!(
+                        "{} is {}, not a question: answers go to questions",
+                        parent.id,
+                        parent.kind.with_article()
+                    )));
                 }
             }
             _ => {}
@@ -181,29 +219,43 @@ impl Engine {
             let now = self.now();
             let state = self.state(topic)?;
             let Some(open) = state.charter_view.asks.get(ask) else {
-                return Err(bad(format!("no ask {ask:?} in this topic (see `catchment ask list`)")));
+                return Err(bad(format!(
+                    "no ask {ask:?} in this topic (see `catchment ask list`)"
+                )));
             };
             if open.deadline < now {
-                return Err(bad(format!("the ask {:?} closed at its deadline", open.title)));
+                return Err(bad(format!(
+                    "the ask {:?} closed at its deadline",
+                    open.title
+                )));
             }
         }
         let id = ids::new_entry_id();
         let created = self.now();
         let doc = self.current_journal(topic)?;
-        self.write(topic, doc, |tx| journal::put_contribution(tx, &id, kind, &draft, created))?;
+        self.write(topic, doc, |tx| {
+            journal::put_contribution(tx, &id, kind, &draft, created)
+        })?;
         Ok(id)
     }
 
     /// The visible contribution with exactly this id.
     pub(crate) fn contribution(&mut self, topic: &TopicId, id: &str) -> Result<Contribution> {
-        let record = self.record(topic, id)?.ok_or_else(|| EngineError::UnknownContribution(id.to_string()))?;
+        let record = self
+            .record(topic, id)?
+            .ok_or_else(|| EngineError::UnknownContribution(id.to_string()))?;
         if !self.is_shown(topic, &record)? {
             return Err(EngineError::UnknownContribution(id.to_string()));
         }
         Ok(record)
     }
 
-    fn own_contribution(&mut self, topic: &TopicId, id: &str, action: &'static str) -> Result<Contribution> {
+    fn own_contribution(
+        &mut self,
+        topic: &TopicId,
+        id: &str,
+        action: &'static str,
+    ) -> Result<Contribution> {
         let record = self.contribution(topic, id)?;
         if record.author != self.me {
             return Err(EngineError::NotAuthor(record.id, action));
@@ -214,14 +266,23 @@ impl Engine {
     /// Edits one of this member's contributions.
     pub fn edit(&mut self, topic: &TopicId, id: &str, edit: Edit) -> Result<()> {
         self.require_member(topic)?;
-        check_text(edit.title.as_deref(), edit.body.as_deref(), edit.tags.as_deref())?;
+        check_text(
+            edit.title.as_deref(),
+            edit.body.as_deref(),
+            edit.tags.as_deref(),
+        )?;
         if edit.title.is_none() && edit.body.is_none() && edit.tags.is_none() {
             return Err(bad("nothing to edit: give --title, --body or --tags"));
         }
         let record = self.own_contribution(topic, id, "edit it")?;
         let at = self.now();
-        let doc = DocId::Journal { member: self.me, n: record.journal };
-        self.write(topic, doc, |tx| journal::edit_contribution(tx, &record.id, &edit, at))?;
+        let doc = DocId::Journal {
+            member: self.me,
+            n: record.journal,
+        };
+        self.write(topic, doc, |tx| {
+            journal::edit_contribution(tx, &record.id, &edit, at)
+        })?;
         Ok(())
     }
 
@@ -230,7 +291,10 @@ impl Engine {
         self.require_member(topic)?;
         let record = self.own_contribution(topic, id, "retract it")?;
         let at = self.now();
-        let doc = DocId::Journal { member: self.me, n: record.journal };
+        let doc = DocId::Journal {
+            member: self.me,
+            n: record.journal,
+        };
         self.write(topic, doc, |tx| journal::retract(tx, &record.id, at))?;
         Ok(())
     }
@@ -248,7 +312,10 @@ impl Engine {
         // One endorsement per contribution: change it where it already is.
         let existing = self.endorsement(topic, &record.id, &self.me.clone())?;
         let doc = match existing {
-            Some(e) => DocId::Journal { member: self.me, n: e.journal },
+            Some(e) => DocId::Journal {
+                member: self.me,
+                n: e.journal,
+            },
             None => self.current_journal(topic)?,
         };
         self.write(topic, doc, |tx| journal::endorse(tx, &record.id, value))?;
@@ -256,7 +323,13 @@ impl Engine {
     }
 
     /// Thanks a member; returns the kudos id.
-    pub fn kudos(&mut self, topic: &TopicId, to: &MemberId, note: &str, about: Option<&str>) -> Result<String> {
+    pub fn kudos(
+        &mut self,
+        topic: &TopicId,
+        to: &MemberId,
+        note: &str,
+        about: Option<&str>,
+    ) -> Result<String> {
         self.require_member(topic)?;
         if *to == self.me {
             return Err(bad("you cannot give kudos to yourself"));
@@ -275,7 +348,9 @@ impl Engine {
         let id = ids::new_entry_id();
         let created = self.now();
         let doc = self.current_journal(topic)?;
-        self.write(topic, doc, |tx| journal::put_kudos(tx, &id, to, note, about.as_deref(), created))?;
+        self.write(topic, doc, |tx| {
+            journal::put_kudos(tx, &id, to, note, about.as_deref(), created)
+        })?;
         Ok(id)
     }
 
@@ -283,25 +358,43 @@ impl Engine {
     pub fn accept(&mut self, topic: &TopicId, answer: &str) -> Result<()> {
         self.require_member(topic)?;
         let answer = self.contribution(topic, answer)?;
-        let Some(parent) = answer.parent.clone().filter(|_| answer.kind == Kind::Answer) else {
-            return Err(bad(format!("{} is {}, not an answer", answer.id, answer.kind.with_article())));
+        let Some(parent) = answer
+            .parent
+            .clone()
+            .filter(|_| answer.kind == Kind::Answer)
+        else {
+            return Err(bad(format!(
+                "{} is {}, not an answer",
+                answer.id,
+                answer.kind.with_article()
+            )));
         };
         let question = self.own_contribution(topic, &parent, "accept an answer to it")?;
-        let doc = DocId::Journal { member: self.me, n: question.journal };
-        self.write(topic, doc, |tx| journal::accept(tx, &question.id, &answer.id))?;
+        let doc = DocId::Journal {
+            member: self.me,
+            n: question.journal,
+        };
+        self.write(topic, doc, |tx| {
+            journal::accept(tx, &question.id, &answer.id)
+        })?;
         Ok(())
     }
 
     /// Sets this member's profile in the config's topics: every topic it is a member of.
     pub fn set_profile(&mut self, profile: &Profile) -> Result<usize> {
         if profile.name.len() > MAX_NAME {
-            return Err(bad(format!("name is {} bytes; the limit is {MAX_NAME}", profile.name.len())));
+            return Err(bad(format!(
+                "name is {} bytes; the limit is {MAX_NAME}",
+                profile.name.len()
+            )));
         }
         check_text(None, Some(&profile.about), None)?;
         let mut written = 0;
         for topic in self.topic_ids()? {
             if self.require_member(&topic).is_ok() {
-                self.write(&topic, self.journal0(), |tx| journal::set_profile(tx, profile))?;
+                self.write(&topic, self.journal0(), |tx| {
+                    journal::set_profile(tx, profile)
+                })?;
                 written += 1;
             }
         }
@@ -309,7 +402,13 @@ impl Engine {
     }
 
     /// Opens an ask (admins); returns its id.
-    pub fn create_ask(&mut self, topic: &TopicId, title: &str, body: &str, deadline: i64) -> Result<String> {
+    pub fn create_ask(
+        &mut self,
+        topic: &TopicId,
+        title: &str,
+        body: &str,
+        deadline: i64,
+    ) -> Result<String> {
         self.require_admin(topic, "open an ask")?;
         check_text(Some(title), Some(body), None)?;
         if title.trim().is_empty() {
@@ -334,7 +433,9 @@ impl Engine {
     /// shows it again.
     pub fn hide(&mut self, topic: &TopicId, id: &str, reason: Option<&str>) -> Result<String> {
         self.require_admin(topic, "hide a contribution")?;
-        let record = self.record(topic, id)?.ok_or_else(|| EngineError::UnknownContribution(id.to_string()))?;
+        let record = self
+            .record(topic, id)?
+            .ok_or_else(|| EngineError::UnknownContribution(id.to_string()))?;
         let me = self.me;
         let at = self.now();
         match reason {
@@ -342,13 +443,22 @@ impl Engine {
                 if reason.trim().is_empty() {
                     return Err(bad("give a reason for hiding it"));
                 }
-                self.write(topic, DocId::Charter, |tx| charter::set_hidden(tx, &record.id, Some((reason, &me, at))))?
+                self.write(topic, DocId::Charter, |tx| {
+                    charter::set_hidden(tx, &record.id, Some((reason, &me, at)))
+                })?
             }
             None => {
-                if !self.state(topic)?.charter_view.hidden.contains_key(&record.id) {
+                if !self
+                    .state(topic)?
+                    .charter_view
+                    .hidden
+                    .contains_key(&record.id)
+                {
                     return Err(bad(format!("{} is not hidden", record.id)));
                 }
-                self.write(topic, DocId::Charter, |tx| charter::set_hidden(tx, &record.id, None))?
+                self.write(topic, DocId::Charter, |tx| {
+                    charter::set_hidden(tx, &record.id, None)
+                })?
             }
         };
         Ok(record.id)
@@ -357,7 +467,9 @@ impl Engine {
     /// Sets the score weights (admins).
     pub fn set_weights(&mut self, topic: &TopicId, weights: &Weights) -> Result<()> {
         self.require_admin(topic, "change the score weights")?;
-        self.write(topic, DocId::Charter, |tx| charter::set_weights(tx, weights))?;
+        self.write(topic, DocId::Charter, |tx| {
+            charter::set_weights(tx, weights)
+        })?;
         Ok(())
     }
 
@@ -367,7 +479,9 @@ impl Engine {
         if !self.state(topic)?.admissions.contains_key(member) {
             return Err(EngineError::UnknownMember(member.short()));
         }
-        self.write(topic, DocId::Charter, |tx| charter::set_role(tx, member, Some(role)))?;
+        self.write(topic, DocId::Charter, |tx| {
+            charter::set_role(tx, member, Some(role))
+        })?;
         Ok(())
     }
 
@@ -387,7 +501,64 @@ impl Engine {
             }
         }
         let (me, at) = (self.me, self.now());
-        self.write(topic, DocId::Charter, |tx| charter::remove_member(tx, member, &pins, &me, at))?;
+        self.write(topic, DocId::Charter, |tx| {
+            charter::remove_member(tx, member, &pins, &me, at)
+        })?;
         Ok(())
+    }
+}
+
+impl Engine {
+    /// Issues an invite (admins): a grant signed by this member, and the invite's secret key.
+    pub fn create_invite(
+        &mut self,
+        topic: &TopicId,
+        role: Role,
+        expires: Option<i64>,
+        uses: Option<u32>,
+    ) -> Result<(catchment_crdt::invite::Grant, catchment_crdt::Keypair)> {
+        self.require_admin(topic, "create invites")?;
+        if uses == Some(0) {
+            return Err(bad("an invite needs at least one use"));
+        }
+        let now = self.now();
+        if expires.is_some_and(|e| e <= now) {
+            return Err(bad("the expiry must be in the future"));
+        }
+        let heads = self.state(topic)?.charter.get_heads();
+        Ok(catchment_crdt::invite::Grant::issue(
+            &self.key, *topic, role, expires, uses, now, heads,
+        ))
+    }
+
+    /// Joins a topic with an invite: this member's journal 0 opens with the admission proof.
+    /// The topic's charter (at least up to the heads the grant names) must be here.
+    pub fn join(
+        &mut self,
+        grant: &catchment_crdt::invite::Grant,
+        invite_key: &catchment_crdt::Keypair,
+        profile: &Profile,
+    ) -> Result<TopicId> {
+        let topic = grant.topic;
+        grant.verify().map_err(|e| bad(e.to_string()))?;
+        if invite_key.member_id() != grant.invite {
+            return Err(bad("the invite's secret does not match its grant"));
+        }
+        let me = self.me;
+        if self.state(&topic)?.admissions.contains_key(&me) {
+            return Err(bad("you are already a member of this topic"));
+        }
+        let proof = catchment_crdt::invite::prove_admission(invite_key, &topic, &self.me);
+        let claim = AdmissionClaim::Invite {
+            grant: grant.to_bytes(),
+            proof: proof.to_vec(),
+        };
+        self.start_journal(&topic, 0, Some(&claim))?;
+        if !profile.name.is_empty() || !profile.about.is_empty() {
+            self.write(&topic, self.journal0(), |tx| {
+                journal::set_profile(tx, profile)
+            })?;
+        }
+        Ok(topic)
     }
 }

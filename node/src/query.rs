@@ -181,7 +181,11 @@ impl Engine {
             };
         };
         let lower = typed.to_lowercase();
-        let by_id: Vec<TopicId> = ids.iter().filter(|t| !lower.is_empty() && t.to_hex().starts_with(&lower)).copied().collect();
+        let by_id: Vec<TopicId> = ids
+            .iter()
+            .filter(|t| !lower.is_empty() && t.to_hex().starts_with(&lower))
+            .copied()
+            .collect();
         if let [only] = by_id.as_slice() {
             return Ok(*only);
         }
@@ -229,7 +233,11 @@ impl Engine {
         }
         let lower = typed.to_lowercase();
         let members: Vec<MemberId> = self.state(topic)?.admissions.keys().copied().collect();
-        let by_key: Vec<MemberId> = members.iter().filter(|m| !lower.is_empty() && m.to_hex().starts_with(&lower)).copied().collect();
+        let by_key: Vec<MemberId> = members
+            .iter()
+            .filter(|m| !lower.is_empty() && m.to_hex().starts_with(&lower))
+            .copied()
+            .collect();
         if let [only] = by_key.as_slice() {
             return Ok(*only);
         }
@@ -258,7 +266,12 @@ impl Engine {
         }
     }
 
-    pub(crate) fn endorsement(&self, topic: &TopicId, id: &str, endorser: &MemberId) -> Result<Option<Endorsement>> {
+    pub(crate) fn endorsement(
+        &self,
+        topic: &TopicId,
+        id: &str,
+        endorser: &MemberId,
+    ) -> Result<Option<Endorsement>> {
         let key = layout::key(layout::ENDORSEMENT, topic, &[id.as_bytes(), &endorser.0]);
         match self.backend.get(&key)? {
             Some(bytes) => Ok(Some(decode(&key, &bytes)?)),
@@ -269,7 +282,9 @@ impl Engine {
     /// Whether a contribution is shown: not retracted, not hidden, by a visible author.
     pub(crate) fn is_shown(&mut self, topic: &TopicId, c: &Contribution) -> Result<bool> {
         let state = self.state(topic)?;
-        Ok(!c.retracted && !state.charter_view.hidden.contains_key(&c.id) && state.is_visible(&c.author))
+        Ok(!c.retracted
+            && !state.charter_view.hidden.contains_key(&c.id)
+            && state.is_visible(&c.author))
     }
 
     fn profile_of(&self, topic: &TopicId, member: &MemberId) -> Result<Profile> {
@@ -293,7 +308,12 @@ impl Engine {
     fn who_recipient(&self, topic: &TopicId, recipient: &Recipient) -> Result<Who> {
         match recipient {
             Recipient::Member(m) => self.who(topic, m),
-            Recipient::Alias(alias) => Ok(Who { id: alias.clone(), short: String::new(), name: alias.clone(), alias: true }),
+            Recipient::Alias(alias) => Ok(Who {
+                id: alias.clone(),
+                short: String::new(),
+                name: alias.clone(),
+                alias: true,
+            }),
         }
     }
 
@@ -306,7 +326,10 @@ impl Engine {
             out.push(TopicSummary {
                 id: id.to_hex(),
                 name: state.charter_view.name.clone(),
-                status: state.status(&me).map(|s| s.describe()).unwrap_or_else(|| "not admitted".into()),
+                status: state
+                    .status(&me)
+                    .map(|s| s.describe())
+                    .unwrap_or_else(|| "not admitted".into()),
                 members: state.statuses.values().filter(|s| s.is_visible()).count(),
                 created: state.charter_view.created,
             });
@@ -323,7 +346,10 @@ impl Engine {
     /// Every member with an accepted admission, and their standing.
     pub fn members(&mut self, topic: &TopicId) -> Result<Vec<(Who, Status)>> {
         let statuses = self.state(topic)?.statuses.clone();
-        statuses.iter().map(|(m, s)| Ok((self.who(topic, m)?, *s))).collect()
+        statuses
+            .iter()
+            .map(|(m, s)| Ok((self.who(topic, m)?, *s)))
+            .collect()
     }
 
     fn score(&mut self, topic: &TopicId, c: &Contribution) -> Result<i64> {
@@ -347,7 +373,9 @@ impl Engine {
     fn children(&mut self, topic: &TopicId, id: &str) -> Result<Vec<Contribution>> {
         let prefix = layout::key(layout::CHILD, topic, &[id.as_bytes()]);
         let mut out = Vec::new();
-        let keys: Vec<Vec<u8>> = scan(self.backend(), &prefix).map(|r| r.map(|(k, _)| k)).collect::<Result<_, _>>()?;
+        let keys: Vec<Vec<u8>> = scan(self.backend(), &prefix)
+            .map(|r| r.map(|(k, _)| k))
+            .collect::<Result<_, _>>()?;
         for k in keys {
             let child = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
             if let Some(c) = self.record(topic, &child)? {
@@ -364,13 +392,22 @@ impl Engine {
         let replies = self.children(topic, &c.id)?.len();
         let state = self.state(topic)?;
         let author = match credited_to(&state.charter_view, &c) {
-            Recipient::Alias(alias) => Who { id: alias.clone(), short: String::new(), name: alias, alias: true },
+            Recipient::Alias(alias) => Who {
+                id: alias.clone(),
+                short: String::new(),
+                name: alias,
+                alias: true,
+            },
             Recipient::Member(m) => self.who(topic, &m)?,
         };
         let me = self.me;
         let state = self.state(topic)?;
         let hidden = if state.charter_view.is_admin(&me) {
-            state.charter_view.hidden.get(&c.id).map(|h| h.reason.clone())
+            state
+                .charter_view
+                .hidden
+                .get(&c.id)
+                .map(|h| h.reason.clone())
         } else {
             None
         };
@@ -408,7 +445,10 @@ impl Engine {
     pub fn feed(&mut self, topic: &TopicId, filter: &FeedFilter) -> Result<Vec<Item>> {
         let limit = if filter.limit == 0 { 20 } else { filter.limit };
         let prefix = layout::prefix(layout::FEED, topic);
-        let tag = filter.tag.as_ref().map(|t| t.trim_start_matches('#').to_lowercase());
+        let tag = filter
+            .tag
+            .as_ref()
+            .map(|t| t.trim_start_matches('#').to_lowercase());
         let mut out = Vec::new();
         let mut start = prefix.clone();
         loop {
@@ -424,10 +464,15 @@ impl Engine {
             start.push(0);
             for k in &batch {
                 let id = String::from_utf8_lossy(&k[prefix.len() + 8..]).into_owned();
-                let Some(c) = self.record(topic, &id)? else { continue };
+                let Some(c) = self.record(topic, &id)? else {
+                    continue;
+                };
                 if filter.kind.is_some_and(|k| k != c.kind)
                     || filter.author.is_some_and(|a| a != c.author)
-                    || filter.ask.as_ref().is_some_and(|a| c.ask.as_ref() != Some(a))
+                    || filter
+                        .ask
+                        .as_ref()
+                        .is_some_and(|a| c.ask.as_ref() != Some(a))
                     || tag.as_ref().is_some_and(|t| !c.tags.contains(t))
                     || !self.is_shown(topic, &c)?
                 {
@@ -446,7 +491,9 @@ impl Engine {
     /// admins.
     pub fn thread(&mut self, topic: &TopicId, id: &str) -> Result<Thread> {
         let me = self.me;
-        let record = self.record(topic, id)?.ok_or_else(|| EngineError::UnknownContribution(id.to_string()))?;
+        let record = self
+            .record(topic, id)?
+            .ok_or_else(|| EngineError::UnknownContribution(id.to_string()))?;
         let state = self.state(topic)?;
         let hidden = state.charter_view.hidden.contains_key(&record.id);
         if !state.is_visible(&record.author) || (hidden && !state.charter_view.is_admin(&me)) {
@@ -456,8 +503,16 @@ impl Engine {
     }
 
     fn thread_of(&mut self, topic: &TopicId, record: Contribution, depth: usize) -> Result<Thread> {
-        let mut children = if depth < 8 { self.children(topic, &record.id)? } else { Vec::new() };
-        let accepted = if record.kind == Kind::Question { record.accepted.clone() } else { None };
+        let mut children = if depth < 8 {
+            self.children(topic, &record.id)?
+        } else {
+            Vec::new()
+        };
+        let accepted = if record.kind == Kind::Question {
+            record.accepted.clone()
+        } else {
+            None
+        };
         let mut answers = Vec::new();
         let mut others = Vec::new();
         for c in children.drain(..) {
@@ -468,13 +523,18 @@ impl Engine {
                 others.push(c);
             }
         }
-        rank_answers(&mut answers, accepted.as_deref(), |(c, s)| (c.id.as_str(), *s, c.created));
+        rank_answers(&mut answers, accepted.as_deref(), |(c, s)| {
+            (c.id.as_str(), *s, c.created)
+        });
         others.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
         let mut replies = Vec::new();
         for c in answers.into_iter().map(|(c, _)| c).chain(others) {
             replies.push(self.thread_of(topic, c, depth + 1)?);
         }
-        Ok(Thread { item: self.item(topic, record)?, replies })
+        Ok(Thread {
+            item: self.item(topic, record)?,
+            replies,
+        })
     }
 
     /// Recognition of everyone in the topic, ranked.
@@ -483,7 +543,11 @@ impl Engine {
         let weights = self.state(topic)?.charter_view.weights;
         let mut rows = Vec::with_capacity(ranked.len());
         for (i, (recipient, recognition)) in ranked.into_iter().enumerate() {
-            rows.push(Standing { rank: i + 1, who: self.who_recipient(topic, &recipient)?, recognition });
+            rows.push(Standing {
+                rank: i + 1,
+                who: self.who_recipient(topic, &recipient)?,
+                recognition,
+            });
         }
         Ok(Leaderboard { weights, rows })
     }
@@ -529,7 +593,10 @@ impl Engine {
 
     /// A member's profile in a topic.
     pub fn profile(&mut self, topic: &TopicId, member: &MemberId) -> Result<ProfileView> {
-        let status = self.state(topic)?.status(member).ok_or_else(|| EngineError::UnknownMember(member.short()))?;
+        let status = self
+            .state(topic)?
+            .status(member)
+            .ok_or_else(|| EngineError::UnknownMember(member.short()))?;
         let ranked = self.recognition(topic)?;
         let (rank, recognition) = ranked
             .into_iter()
@@ -541,13 +608,28 @@ impl Engine {
         let all: Vec<Kudos> = scan(self.backend(), &layout::prefix(layout::KUDOS, topic))
             .map(|r| r.and_then(|(k, v)| decode::<Kudos>(&k, &v)))
             .collect::<Result<_, _>>()?;
-        for k in all.into_iter().filter(|k| k.to == *member && k.from != *member) {
+        for k in all
+            .into_iter()
+            .filter(|k| k.to == *member && k.from != *member)
+        {
             if self.state(topic)?.is_visible(&k.from) {
-                kudos.push(KudosView { from: self.who(topic, &k.from)?, note: k.note, contribution: k.contribution, created: k.created });
+                kudos.push(KudosView {
+                    from: self.who(topic, &k.from)?,
+                    note: k.note,
+                    contribution: k.contribution,
+                    created: k.created,
+                });
             }
         }
         kudos.sort_by(|a, b| b.created.cmp(&a.created));
-        let recent = self.feed(topic, &FeedFilter { author: Some(*member), limit: 10, ..FeedFilter::default() })?;
+        let recent = self.feed(
+            topic,
+            &FeedFilter {
+                author: Some(*member),
+                limit: 10,
+                ..FeedFilter::default()
+            },
+        )?;
         Ok(ProfileView {
             who: self.who(topic, member)?,
             about: self.profile_of(topic, member)?.about,
@@ -561,7 +643,13 @@ impl Engine {
 
     /// Asks of the topic, soonest deadline first.
     pub fn asks(&mut self, topic: &TopicId) -> Result<Vec<catchment_crdt::schema::Ask>> {
-        let mut asks: Vec<_> = self.state(topic)?.charter_view.asks.values().cloned().collect();
+        let mut asks: Vec<_> = self
+            .state(topic)?
+            .charter_view
+            .asks
+            .values()
+            .cloned()
+            .collect();
         asks.sort_by(|a, b| a.deadline.cmp(&b.deadline).then(a.id.cmp(&b.id)));
         Ok(asks)
     }
@@ -576,7 +664,10 @@ impl Engine {
             ("members", layout::ADMISSION),
             ("changes", layout::CHANGE),
         ] {
-            out.insert(name, scan(self.backend(), &layout::prefix(tag, topic)).count());
+            out.insert(
+                name,
+                scan(self.backend(), &layout::prefix(tag, topic)).count(),
+            );
         }
         Ok(out)
     }

@@ -127,7 +127,11 @@ impl Backend for SledBackend {
 
     fn scan_from(&self, prefix: &[u8], start: &[u8]) -> Entries<'_> {
         let prefix = prefix.to_vec();
-        let start = if start < prefix.as_slice() { prefix.clone() } else { start.to_vec() };
+        let start = if start < prefix.as_slice() {
+            prefix.clone()
+        } else {
+            start.to_vec()
+        };
         Box::new(
             self.db
                 .range(start..)
@@ -135,7 +139,10 @@ impl Backend for SledBackend {
                     Ok((k, _)) => k.starts_with(&prefix),
                     Err(_) => true,
                 })
-                .map(|item| item.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(StoreError::from)),
+                .map(|item| {
+                    item.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                        .map_err(StoreError::from)
+                }),
         )
     }
 
@@ -195,7 +202,16 @@ pub mod layout {
     pub const CHARTER: u8 = b'V';
 
     /// The tags of the derived index, which a rebuild drops and writes anew.
-    pub const INDEX_TAGS: [u8; 8] = [CONTRIBUTION, FEED, CHILD, ENDORSEMENT, KUDOS, ADMISSION, PROFILE, CHARTER];
+    pub const INDEX_TAGS: [u8; 8] = [
+        CONTRIBUTION,
+        FEED,
+        CHILD,
+        ENDORSEMENT,
+        KUDOS,
+        ADMISSION,
+        PROFILE,
+        CHARTER,
+    ];
 
     /// `tag` + topic.
     pub fn prefix(tag: u8, topic: &TopicId) -> Vec<u8> {
@@ -238,7 +254,10 @@ pub fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
 
 /// Decodes a stored record, naming the key if it does not decode.
 pub fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt { key: hex::encode(key), reason: e.to_string() })
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        key: hex::encode(key),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,587 @@
+//! The engine end to end, with several members whose engines exchange changes directly (the
+//! network's job, from the next layer up): convergence, recognition rules, moderation,
+//! removal, quarantine, reopening and rebuilding the index.
+
+use catchment_crdt::membership::{Quarantine, Status};
+use catchment_crdt::schema::{Draft, Edit, Kind, Profile, Role};
+use catchment_crdt::views::Recipient;
+use catchment_crdt::{MemberId, TopicId};
+use catchment_node::query::FeedFilter;
+use catchment_node::store::{layout, scan};
+use catchment_node::{Engine, EngineError, Home, SledBackend};
+use tempfile::TempDir;
+
+struct Node {
+    _dir: TempDir,
+    path: std::path::PathBuf,
+    engine: Engine,
+}
+
+fn node(name: &str) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let engine = open(&path, name);
+    Node {
+        _dir: dir,
+        path,
+        engine,
+    }
+}
+
+fn open(path: &std::path::Path, name: &str) -> Engine {
+    let (home, _) = Home::init(path, Some(name)).unwrap();
+    let backend = SledBackend::open(&home.store_dir()).unwrap();
+    Engine::open(Box::new(backend), home.keypair().unwrap())
+}
+
+fn profile(name: &str) -> Profile {
+    Profile {
+        name: name.into(),
+        about: String::new(),
+    }
+}
+
+/// Sends every change `from` holds to `to`, as anti-entropy will.
+fn send(from: &mut Node, to: &mut Node, topic: &TopicId) {
+    let changes = from.engine.changes(topic).unwrap();
+    let report = to.engine.ingest(topic, changes).unwrap();
+    assert!(
+        report.rejected.is_empty(),
+        "rejected: {:?}",
+        report.rejected
+    );
+    to.engine.commit().unwrap();
+}
+
+fn sync(a: &mut Node, b: &mut Node, topic: &TopicId) {
+    send(a, b, topic);
+    send(b, a, topic);
+}
+
+fn draft(title: &str, body: &str) -> Draft {
+    Draft {
+        title: title.into(),
+        body: body.into(),
+        ..Draft::default()
+    }
+}
+
+fn reply(parent: &str, body: &str) -> Draft {
+    Draft {
+        body: body.into(),
+        parent: Some(parent.into()),
+        ..Draft::default()
+    }
+}
+
+/// A topic created by `a`, joined by `b` with an invite.
+fn two_members() -> (Node, Node, TopicId) {
+    let mut a = node("Ada");
+    let mut b = node("Bo");
+    let topic = a
+        .engine
+        .create_topic("Platform team", &profile("Ada"))
+        .unwrap();
+    a.engine.commit().unwrap();
+    let (grant, secret) = a
+        .engine
+        .create_invite(&topic, Role::Member, None, Some(1))
+        .unwrap();
+    send(&mut a, &mut b, &topic);
+    b.engine.join(&grant, &secret, &profile("Bo")).unwrap();
+    b.engine.commit().unwrap();
+    send(&mut b, &mut a, &topic);
+    (a, b, topic)
+}
+
+fn views(engine: &mut Engine, topic: &TopicId) -> serde_json::Value {
+    let feed = engine
+        .feed(
+            topic,
+            &FeedFilter {
+                limit: 1000,
+                ..FeedFilter::default()
+            },
+        )
+        .unwrap();
+    let board = engine.leaderboard(topic).unwrap();
+    let threads: Vec<_> = feed
+        .iter()
+        .map(|i| engine.thread(topic, &i.id).unwrap())
+        .collect();
+    serde_json::json!({ "feed": feed, "board": board, "threads": threads })
+}
+
+fn recognition(
+    engine: &mut Engine,
+    topic: &TopicId,
+    member: &MemberId,
+) -> catchment_crdt::views::Recognition {
+    engine
+        .recognition(topic)
+        .unwrap()
+        .into_iter()
+        .find(|(r, _)| *r == Recipient::Member(*member))
+        .map(|(_, rec)| rec)
+        .unwrap_or_default()
+}
+
+#[test]
+fn two_members_converge_with_the_same_views() {
+    let (mut a, mut b, topic) = two_members();
+    let (ma, mb) = (a.engine.me(), b.engine.me());
+
+    let q = b
+        .engine
+        .post(
+            &topic,
+            Kind::Question,
+            draft("Why is CI slow?", "40 minutes"),
+        )
+        .unwrap();
+    send(&mut b, &mut a, &topic);
+    let ans = a
+        .engine
+        .post(&topic, Kind::Answer, reply(&q, "Cache the target dir"))
+        .unwrap();
+    a.engine.endorse(&topic, &q, 1).unwrap();
+    send(&mut a, &mut b, &topic);
+    b.engine.accept(&topic, &ans).unwrap();
+    b.engine
+        .kudos(&topic, &ma, "thanks for the cache tip", Some(&ans))
+        .unwrap();
+    b.engine
+        .post(&topic, Kind::Comment, reply(&ans, "worked, 12 minutes now"))
+        .unwrap();
+    sync(&mut a, &mut b, &topic);
+
+    assert_eq!(
+        a.engine.heads(&topic).unwrap(),
+        b.engine.heads(&topic).unwrap()
+    );
+    assert_eq!(views(&mut a.engine, &topic), views(&mut b.engine, &topic));
+
+    let ra = recognition(&mut a.engine, &topic, &ma);
+    assert_eq!(ra.counts.get(&Kind::Answer), Some(&1));
+    assert_eq!((ra.accepted, ra.kudos, ra.endorsement), (1, 1, 0));
+    let rb = recognition(&mut a.engine, &topic, &mb);
+    assert_eq!(rb.counts.get(&Kind::Question), Some(&1));
+    assert_eq!(rb.counts.get(&Kind::Comment), Some(&1));
+    assert_eq!(rb.endorsement, 1);
+    // Default weights: answer 3 + accepted 10 + kudos 5; question 2 + comment 1 + endorsement 2.
+    assert_eq!((ra.score, rb.score), (18, 5));
+
+    let thread = a.engine.thread(&topic, &q).unwrap();
+    assert_eq!(thread.item.accepted.as_deref(), Some(ans.as_str()));
+    assert_eq!(thread.replies[0].item.id, ans);
+    assert_eq!(thread.replies[0].replies.len(), 1);
+}
+
+#[test]
+fn answers_rank_accepted_first_then_by_score() {
+    let (mut a, mut b, topic) = two_members();
+    let mut c = node("Cy");
+    let (grant, secret) = a
+        .engine
+        .create_invite(&topic, Role::Member, None, None)
+        .unwrap();
+    send(&mut a, &mut c, &topic);
+    c.engine.join(&grant, &secret, &profile("Cy")).unwrap();
+    send(&mut c, &mut a, &topic);
+
+    let q = a
+        .engine
+        .post(&topic, Kind::Question, draft("Which cache?", ""))
+        .unwrap();
+    sync(&mut a, &mut b, &topic);
+    sync(&mut a, &mut c, &topic);
+    let first = b
+        .engine
+        .post(&topic, Kind::Answer, reply(&q, "sccache"))
+        .unwrap();
+    let second = c
+        .engine
+        .post(&topic, Kind::Answer, reply(&q, "a shared target dir"))
+        .unwrap();
+    sync(&mut b, &mut a, &topic);
+    sync(&mut c, &mut a, &topic);
+    sync(&mut a, &mut b, &topic);
+    b.engine.endorse(&topic, &second, 1).unwrap();
+    send(&mut b, &mut a, &topic);
+
+    let order: Vec<String> = a
+        .engine
+        .thread(&topic, &q)
+        .unwrap()
+        .replies
+        .into_iter()
+        .map(|t| t.item.id)
+        .collect();
+    assert_eq!(
+        order,
+        vec![second.clone(), first.clone()],
+        "higher score first"
+    );
+    a.engine.accept(&topic, &first).unwrap();
+    let order: Vec<String> = a
+        .engine
+        .thread(&topic, &q)
+        .unwrap()
+        .replies
+        .into_iter()
+        .map(|t| t.item.id)
+        .collect();
+    assert_eq!(order, vec![first, second], "accepted first");
+}
+
+#[test]
+fn retracted_and_hidden_contributions_stop_counting() {
+    let (mut a, mut b, topic) = two_members();
+    let mb = b.engine.me();
+    let idea = b
+        .engine
+        .post(&topic, Kind::Idea, draft("Nightly builds", ""))
+        .unwrap();
+    let other = b
+        .engine
+        .post(&topic, Kind::Idea, draft("Spam-ish", ""))
+        .unwrap();
+    send(&mut b, &mut a, &topic);
+    a.engine.endorse(&topic, &idea, 1).unwrap();
+    assert_eq!(
+        recognition(&mut a.engine, &topic, &mb)
+            .counts
+            .get(&Kind::Idea),
+        Some(&2)
+    );
+    assert_eq!(recognition(&mut a.engine, &topic, &mb).endorsement, 1);
+
+    a.engine.hide(&topic, &other, Some("off topic")).unwrap();
+    assert_eq!(
+        recognition(&mut a.engine, &topic, &mb)
+            .counts
+            .get(&Kind::Idea),
+        Some(&1)
+    );
+    let thread = a.engine.thread(&topic, &other).unwrap();
+    assert_eq!(
+        thread.item.hidden.as_deref(),
+        Some("off topic"),
+        "admins see the reason"
+    );
+    send(&mut a, &mut b, &topic);
+    assert!(matches!(
+        b.engine.thread(&topic, &other),
+        Err(EngineError::UnknownContribution(_))
+    ));
+    assert!(matches!(
+        b.engine.hide(&topic, &idea, Some("x")),
+        Err(EngineError::NotAdmin(_))
+    ));
+
+    b.engine.retract(&topic, &idea).unwrap();
+    send(&mut b, &mut a, &topic);
+    let rec = recognition(&mut a.engine, &topic, &mb);
+    assert_eq!((rec.counts.get(&Kind::Idea), rec.endorsement), (None, 0));
+    let feed = a.engine.feed(&topic, &FeedFilter::default()).unwrap();
+    assert!(feed.iter().all(|i| i.id != idea && i.id != other));
+
+    a.engine.hide(&topic, &other, None).unwrap();
+    assert_eq!(
+        recognition(&mut a.engine, &topic, &mb)
+            .counts
+            .get(&Kind::Idea),
+        Some(&1)
+    );
+}
+
+#[test]
+fn edits_and_endorsement_changes_are_last_writer_wins() {
+    let (mut a, mut b, topic) = two_members();
+    let idea = b
+        .engine
+        .post(&topic, Kind::Idea, draft("Old title", "body"))
+        .unwrap();
+    send(&mut b, &mut a, &topic);
+    assert!(matches!(
+        a.engine.edit(
+            &topic,
+            &idea,
+            Edit {
+                title: Some("mine now".into()),
+                ..Edit::default()
+            }
+        ),
+        Err(EngineError::NotAuthor(..))
+    ));
+    b.engine
+        .edit(
+            &topic,
+            &idea,
+            Edit {
+                title: Some("New title".into()),
+                tags: Some(vec!["CI".into()]),
+                ..Edit::default()
+            },
+        )
+        .unwrap();
+    a.engine.endorse(&topic, &idea, 1).unwrap();
+    a.engine.endorse(&topic, &idea, -1).unwrap();
+    sync(&mut a, &mut b, &topic);
+    let item = b.engine.thread(&topic, &idea).unwrap().item;
+    assert_eq!(
+        (item.title.as_str(), item.tags.clone(), item.score),
+        ("New title", vec!["ci".to_string()], -1)
+    );
+    let by_tag = b
+        .engine
+        .feed(
+            &topic,
+            &FeedFilter {
+                tag: Some("#ci".into()),
+                ..FeedFilter::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(by_tag.len(), 1);
+}
+
+#[test]
+fn reopening_gives_the_same_views() {
+    let (mut a, mut b, topic) = two_members();
+    for i in 0..40 {
+        let id = b
+            .engine
+            .post(&topic, Kind::Idea, draft(&format!("idea {i}"), ""))
+            .unwrap();
+        if i % 3 == 0 {
+            send(&mut b, &mut a, &topic);
+            a.engine.endorse(&topic, &id, 1).unwrap();
+        }
+    }
+    sync(&mut a, &mut b, &topic);
+    let before = views(&mut a.engine, &topic);
+    let heads = a.engine.heads(&topic).unwrap();
+    let path = a.path.clone();
+    drop(a.engine);
+    let mut reopened = open(&path, "Ada");
+    assert_eq!(reopened.heads(&topic).unwrap(), heads);
+    assert_eq!(views(&mut reopened, &topic), before);
+}
+
+fn index_dump(engine: &Engine, topic: &TopicId) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    for tag in layout::INDEX_TAGS {
+        for item in scan(engine.backend(), &layout::prefix(tag, topic)) {
+            out.push(item.unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn rebuilding_the_index_gives_the_same_index() {
+    let (mut a, mut b, topic) = two_members();
+    let q = a
+        .engine
+        .post(&topic, Kind::Question, draft("q", ""))
+        .unwrap();
+    send(&mut a, &mut b, &topic);
+    let ans = b.engine.post(&topic, Kind::Answer, reply(&q, "a")).unwrap();
+    b.engine
+        .kudos(&topic, &a.engine.me(), "thanks", None)
+        .unwrap();
+    b.engine
+        .set_profile(&Profile {
+            name: "Bo B.".into(),
+            about: "builds".into(),
+        })
+        .unwrap();
+    send(&mut b, &mut a, &topic);
+    a.engine.accept(&topic, &ans).unwrap();
+    a.engine.endorse(&topic, &ans, 1).unwrap();
+    let idea = b
+        .engine
+        .post(&topic, Kind::Idea, draft("retract me", ""))
+        .unwrap();
+    b.engine.retract(&topic, &idea).unwrap();
+    send(&mut b, &mut a, &topic);
+
+    let before = index_dump(&a.engine, &topic);
+    let views_before = views(&mut a.engine, &topic);
+    catchment_node::index::rebuild(&mut a.engine, &topic).unwrap();
+    assert_eq!(index_dump(&a.engine, &topic), before);
+    assert_eq!(views(&mut a.engine, &topic), views_before);
+}
+
+#[test]
+fn journals_roll_over_and_keep_everything() {
+    let mut a = node("Ada");
+    let topic = a.engine.create_topic("Big", &profile("Ada")).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..600 {
+        ids.push(
+            a.engine
+                .post(&topic, Kind::Idea, draft(&format!("idea {i}"), ""))
+                .unwrap(),
+        );
+    }
+    a.engine.commit().unwrap();
+    let me = a.engine.me();
+    let journals: Vec<u32> = a
+        .engine
+        .doc_ids(&topic)
+        .unwrap()
+        .into_iter()
+        .filter_map(|d| match d {
+            catchment_crdt::DocId::Journal { member, n } if member == me => Some(n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(journals, vec![0, 1, 2]);
+    let feed = a
+        .engine
+        .feed(
+            &topic,
+            &FeedFilter {
+                limit: 1000,
+                ..FeedFilter::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(feed.len(), 600);
+    // An edit goes to the journal holding the contribution, wherever that is.
+    a.engine
+        .edit(
+            &topic,
+            &ids[3],
+            Edit {
+                body: Some("edited".into()),
+                ..Edit::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        a.engine.thread(&topic, &ids[3]).unwrap().item.body,
+        "edited"
+    );
+}
+
+#[test]
+fn a_removed_members_later_changes_are_refused_and_earlier_ones_stay() {
+    let (mut a, mut b, topic) = two_members();
+    let mb = b.engine.me();
+    let kept = b
+        .engine
+        .post(&topic, Kind::Idea, draft("before removal", ""))
+        .unwrap();
+    send(&mut b, &mut a, &topic);
+    a.engine.remove_member(&topic, &mb).unwrap();
+    // B, not yet aware, keeps writing.
+    let late = b
+        .engine
+        .post(&topic, Kind::Idea, draft("after removal", ""))
+        .unwrap();
+    let changes = b.engine.changes(&topic).unwrap();
+    let report = a.engine.ingest(&topic, changes).unwrap();
+    assert_eq!(report.rejected.len(), 1, "{report:?}");
+    assert!(matches!(report.rejected[0], catchment_crdt::Rejection::BeyondRemoval(m) if m == mb));
+    assert!(a.engine.thread(&topic, &kept).is_ok());
+    assert!(a.engine.thread(&topic, &late).is_err());
+
+    send(&mut a, &mut b, &topic);
+    assert!(matches!(
+        b.engine.post(&topic, Kind::Idea, draft("x", "")),
+        Err(EngineError::NotMember(_))
+    ));
+}
+
+#[test]
+fn a_one_use_invite_admits_one_and_quarantines_the_other_everywhere() {
+    let mut a = node("Ada");
+    let topic = a.engine.create_topic("T", &profile("Ada")).unwrap();
+    let (grant, secret) = a
+        .engine
+        .create_invite(&topic, Role::Member, None, Some(1))
+        .unwrap();
+    let mut b = node("Bo");
+    let mut c = node("Cy");
+    send(&mut a, &mut b, &topic);
+    send(&mut a, &mut c, &topic);
+    b.engine.join(&grant, &secret, &profile("Bo")).unwrap();
+    c.engine.join(&grant, &secret, &profile("Cy")).unwrap();
+    b.engine
+        .post(&topic, Kind::Idea, draft("from b", ""))
+        .unwrap();
+    c.engine
+        .post(&topic, Kind::Idea, draft("from c", ""))
+        .unwrap();
+    sync(&mut b, &mut a, &topic);
+    sync(&mut c, &mut a, &topic);
+    sync(&mut a, &mut b, &topic);
+
+    let statuses = |n: &mut Node| -> Vec<Status> {
+        n.engine
+            .members(&topic)
+            .unwrap()
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect()
+    };
+    let (sa, sb, sc) = (statuses(&mut a), statuses(&mut b), statuses(&mut c));
+    assert_eq!(sa, sb);
+    assert_eq!(sa, sc);
+    let quarantined = sa
+        .iter()
+        .filter(|s| **s == Status::Quarantined(Quarantine::OverLimit))
+        .count();
+    assert_eq!((sa.len(), quarantined), (3, 1));
+    // The quarantined member's idea is kept but not shown: one idea is visible.
+    let feed = a.engine.feed(&topic, &FeedFilter::default()).unwrap();
+    assert_eq!(feed.len(), 1);
+    assert_eq!(a.engine.counts(&topic).unwrap()["contributions"], 2);
+}
+
+#[test]
+fn bad_requests_get_errors_that_name_the_problem() {
+    let (mut a, _b, topic) = two_members();
+    let err = a
+        .engine
+        .post(
+            &topic,
+            Kind::Answer,
+            Draft {
+                body: "x".into(),
+                ..Draft::default()
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("--parent"), "{err}");
+    let err = a
+        .engine
+        .post(&topic, Kind::Answer, reply("0123456789abcdef", "x"))
+        .unwrap_err();
+    assert!(err.to_string().contains("0123456789abcdef"), "{err}");
+    let idea = a.engine.post(&topic, Kind::Idea, draft("i", "")).unwrap();
+    let err = a
+        .engine
+        .post(&topic, Kind::Answer, reply(&idea, "x"))
+        .unwrap_err();
+    assert!(err.to_string().contains("not a question"), "{err}");
+    let err = a
+        .engine
+        .post(&topic, Kind::Idea, draft(&"x".repeat(400), ""))
+        .unwrap_err();
+    assert!(err.to_string().contains("title"), "{err}");
+    let err = a.engine.endorse(&topic, &idea, 1).unwrap_err();
+    assert!(err.to_string().contains("own"), "{err}");
+    assert!(matches!(
+        a.engine.resolve_topic(Some("nope")),
+        Err(EngineError::UnknownTopic(_))
+    ));
+    // Nothing stored was lost by any of that.
+    assert_eq!(
+        a.engine.feed(&topic, &FeedFilter::default()).unwrap().len(),
+        1
+    );
+}
