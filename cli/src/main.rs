@@ -283,8 +283,11 @@ enum MemberAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The store's own log lines would double our one-line errors; CATCHMENT_LOG overrides.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CATCHMENT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sled=off"));
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("CATCHMENT_LOG"))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     match run(cli) {
