@@ -14,7 +14,12 @@ use crate::keys::MemberId;
 use crate::schema::{ensure_map, i64_at, map_at, root, str_at, Ask, Role, Weights, SCHEMA_VERSION};
 
 /// Writes the genesis content: the topic's name, its creator as admin, default weights.
-pub fn init<T: Transactable>(tx: &mut T, name: &str, creator: &MemberId, created: i64) -> Result<(), AutomergeError> {
+pub fn init<T: Transactable>(
+    tx: &mut T,
+    name: &str,
+    creator: &MemberId,
+    created: i64,
+) -> Result<(), AutomergeError> {
     let root = root();
     tx.put(&root, "v", SCHEMA_VERSION)?;
     tx.put(&root, "name", name)?;
@@ -27,11 +32,15 @@ pub fn init<T: Transactable>(tx: &mut T, name: &str, creator: &MemberId, created
 
 /// Renames the topic.
 pub fn set_name<T: Transactable>(tx: &mut T, name: &str) -> Result<(), AutomergeError> {
-    tx.put(&root(), "name", name)
+    tx.put(root(), "name", name)
 }
 
 /// Gives `member` a role, or takes its role away (`None`).
-pub fn set_role<T: Transactable>(tx: &mut T, member: &MemberId, role: Option<Role>) -> Result<(), AutomergeError> {
+pub fn set_role<T: Transactable>(
+    tx: &mut T,
+    member: &MemberId,
+    role: Option<Role>,
+) -> Result<(), AutomergeError> {
     let roles = ensure_map(tx, &root(), "roles")?;
     match role {
         Some(role) => tx.put(&roles, member.to_hex(), role.as_str()),
@@ -126,7 +135,11 @@ pub enum Decision {
 }
 
 /// Records a decision on a quarantined admission.
-pub fn decide<T: Transactable>(tx: &mut T, member: &MemberId, decision: Decision) -> Result<(), AutomergeError> {
+pub fn decide<T: Transactable>(
+    tx: &mut T,
+    member: &MemberId,
+    decision: Decision,
+) -> Result<(), AutomergeError> {
     let decisions = ensure_map(tx, &root(), "decisions")?;
     let value = match decision {
         Decision::Admit => "admit",
@@ -136,7 +149,11 @@ pub fn decide<T: Transactable>(tx: &mut T, member: &MemberId, decision: Decision
 }
 
 /// Links an imported author's alias to the member who claims it.
-pub fn link_alias<T: Transactable>(tx: &mut T, alias: &str, member: &MemberId) -> Result<(), AutomergeError> {
+pub fn link_alias<T: Transactable>(
+    tx: &mut T,
+    alias: &str,
+    member: &MemberId,
+) -> Result<(), AutomergeError> {
     let aliases = ensure_map(tx, &root(), "aliases")?;
     tx.put(&aliases, alias, member.to_hex())
 }
@@ -200,10 +217,15 @@ pub struct CharterView {
 }
 
 fn heads_from_bytes(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
-    if bytes.len() % 32 != 0 {
+    if !bytes.len().is_multiple_of(32) {
         return None;
     }
-    Some(bytes.chunks_exact(32).map(|c| ChangeHash(c.try_into().expect("32 bytes"))).collect())
+    Some(
+        bytes
+            .chunks_exact(32)
+            .map(|c| ChangeHash(c.try_into().expect("32 bytes")))
+            .collect(),
+    )
 }
 
 impl CharterView {
@@ -235,7 +257,9 @@ impl CharterView {
         }
         if let Some(asks) = map_at(doc, &root, "asks") {
             for id in doc.keys(&asks) {
-                let Some(entry) = map_at(doc, &asks, &id) else { continue };
+                let Some(entry) = map_at(doc, &asks, &id) else {
+                    continue;
+                };
                 let ask = (|| {
                     Some(Ask {
                         id: id.clone(),
@@ -253,7 +277,9 @@ impl CharterView {
         }
         if let Some(hidden) = map_at(doc, &root, "hidden") {
             for id in doc.keys(&hidden) {
-                let Some(entry) = map_at(doc, &hidden, &id) else { continue };
+                let Some(entry) = map_at(doc, &hidden, &id) else {
+                    continue;
+                };
                 let record = (|| {
                     Some(Hidden {
                         reason: str_at(doc, &entry, "reason").unwrap_or_default(),
@@ -268,7 +294,9 @@ impl CharterView {
         }
         if let Some(removed) = map_at(doc, &root, "removed") {
             for key in doc.keys(&removed) {
-                let Some(entry) = map_at(doc, &removed, &key) else { continue };
+                let Some(entry) = map_at(doc, &removed, &key) else {
+                    continue;
+                };
                 let record = (|| {
                     let member: MemberId = key.parse().ok()?;
                     let mut pins = BTreeMap::new();
@@ -295,8 +323,12 @@ impl CharterView {
         }
         if let Some(revoked) = map_at(doc, &root, "revoked") {
             for key in doc.keys(&revoked) {
-                let Some(entry) = map_at(doc, &revoked, &key) else { continue };
-                let Ok(invite) = key.parse::<MemberId>() else { continue };
+                let Some(entry) = map_at(doc, &revoked, &key) else {
+                    continue;
+                };
+                let Ok(invite) = key.parse::<MemberId>() else {
+                    continue;
+                };
                 let admitted = str_at(doc, &entry, "admitted").unwrap_or_default();
                 view.revoked.insert(
                     invite,

@@ -19,21 +19,46 @@ pub fn new_doc(key: &Keypair) -> Automerge {
 }
 
 /// Makes one change to `doc` inside a transaction and returns it unsigned.
-pub fn transact<F>(doc: &mut Automerge, time: i64, f: F) -> Result<automerge::Change, AutomergeError>
+pub fn transact<F>(
+    doc: &mut Automerge,
+    time: i64,
+    f: F,
+) -> Result<automerge::Change, AutomergeError>
+where
+    F: FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), AutomergeError>,
+{
+    try_transact(doc, time, f)?.ok_or(AutomergeError::Fail)
+}
+
+/// Like [`transact`], but a transaction that changes nothing (setting a value it already
+/// has) gives `None` rather than an error.
+pub fn try_transact<F>(
+    doc: &mut Automerge,
+    time: i64,
+    f: F,
+) -> Result<Option<automerge::Change>, AutomergeError>
 where
     F: FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), AutomergeError>,
 {
     let done = doc
         .transact_with(|_| CommitOptions::default().with_time(time), f)
         .map_err(|failure| failure.error)?;
-    let hash = done.hash.ok_or(AutomergeError::Fail)?;
-    doc.get_change_by_hash(&hash).ok_or(AutomergeError::Fail)
+    match done.hash {
+        Some(hash) => doc.get_change_by_hash(&hash).map(Some).ok_or(AutomergeError::Fail),
+        None => Ok(None),
+    }
 }
 
 /// Creates a topic: the genesis change of its charter. The topic id is the change's hash.
-pub fn create_topic(key: &Keypair, name: &str, now: i64) -> Result<(TopicId, Automerge, SignedChange), AutomergeError> {
+pub fn create_topic(
+    key: &Keypair,
+    name: &str,
+    now: i64,
+) -> Result<(TopicId, Automerge, SignedChange), AutomergeError> {
     let mut doc = new_doc(key);
-    let change = transact(&mut doc, now, |tx| charter::init(tx, name, &key.member_id(), now))?;
+    let change = transact(&mut doc, now, |tx| {
+        charter::init(tx, name, &key.member_id(), now)
+    })?;
     let topic = TopicId(change.hash().0);
     let signed = SignedChange::sign(key, &topic, DocId::Charter, &change);
     Ok((topic, doc, signed))
@@ -49,7 +74,9 @@ pub fn start_journal(
 ) -> Result<(Automerge, SignedChange), AutomergeError> {
     let mut doc = new_doc(key);
     let member = key.member_id();
-    let change = transact(&mut doc, now, |tx| journal::init(tx, &member, n, admission, now))?;
+    let change = transact(&mut doc, now, |tx| {
+        journal::init(tx, &member, n, admission, now)
+    })?;
     let signed = SignedChange::sign(key, topic, DocId::Journal { member, n }, &change);
     Ok((doc, signed))
 }

@@ -103,7 +103,10 @@ impl DocId {
                 let mut member = [0u8; 32];
                 member.copy_from_slice(&rest[..32]);
                 let n = u32::from_be_bytes([rest[32], rest[33], rest[34], rest[35]]);
-                Ok(DocId::Journal { member: MemberId(member), n })
+                Ok(DocId::Journal {
+                    member: MemberId(member),
+                    n,
+                })
             }
             _ => Err(BadDocId),
         }
@@ -164,7 +167,9 @@ pub fn new_entry_id() -> String {
 
 /// Whether `s` has the shape of an entry id.
 pub fn is_entry_id(s: &str) -> bool {
-    s.len() == 16 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 16
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]

@@ -139,7 +139,17 @@ impl Grant {
         if !r.0.is_empty() {
             return Err(GrantError::Malformed("trailing bytes"));
         }
-        Ok(Grant { topic, invite, role, expires, uses, created, issuer, charter_heads, signature })
+        Ok(Grant {
+            topic,
+            invite,
+            role,
+            expires,
+            uses,
+            created,
+            issuer,
+            charter_heads,
+            signature,
+        })
     }
 
     /// Checks the issuer's signature (strictly) and that the invite key is not weak.
@@ -189,8 +199,15 @@ mod tests {
     fn grant_round_trips_and_verifies() {
         let admin = Keypair::generate();
         let topic = TopicId([7; 32]);
-        let (grant, invite) =
-            Grant::issue(&admin, topic, Role::Member, Some(10), Some(1), 5, vec![ChangeHash([1; 32])]);
+        let (grant, invite) = Grant::issue(
+            &admin,
+            topic,
+            Role::Member,
+            Some(10),
+            Some(1),
+            5,
+            vec![ChangeHash([1; 32])],
+        );
         let back = Grant::from_bytes(&grant.to_bytes()).unwrap();
         assert_eq!(back, grant);
         back.verify().unwrap();

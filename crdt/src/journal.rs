@@ -12,9 +12,8 @@ use automerge::{AutomergeError, ChangeHash, ObjId, Prop, ReadDoc};
 
 use crate::keys::MemberId;
 use crate::schema::{
-    bool_at, bytes_at, ensure_map, i64_at, map_at, normalise_tags, root, str_at,
-    AdmissionClaim, Contribution, Draft, Edit, Endorsement, Kind, Kudos, Profile,
-    SCHEMA_VERSION,
+    bool_at, bytes_at, ensure_map, i64_at, map_at, normalise_tags, root, str_at, AdmissionClaim,
+    Contribution, Draft, Edit, Endorsement, Kind, Kudos, Profile, SCHEMA_VERSION,
 };
 
 const CONTRIBUTIONS: &str = "c";
@@ -87,7 +86,9 @@ fn contribution_entry<T: Transactable>(tx: &T, id: &str) -> Result<ObjId, Autome
 
 /// Whether this journal holds contribution `id`.
 pub fn has_contribution(doc: &impl ReadDoc, id: &str) -> bool {
-    map_at(doc, &root(), CONTRIBUTIONS).and_then(|s| map_at(doc, &s, id)).is_some()
+    map_at(doc, &root(), CONTRIBUTIONS)
+        .and_then(|s| map_at(doc, &s, id))
+        .is_some()
 }
 
 /// Edits a contribution this journal holds.
@@ -120,14 +121,22 @@ pub fn retract<T: Transactable>(tx: &mut T, id: &str, at: i64) -> Result<(), Aut
 }
 
 /// Marks `answer` as the accepted answer of `question`, a question this journal holds.
-pub fn accept<T: Transactable>(tx: &mut T, question: &str, answer: &str) -> Result<(), AutomergeError> {
+pub fn accept<T: Transactable>(
+    tx: &mut T,
+    question: &str,
+    answer: &str,
+) -> Result<(), AutomergeError> {
     let entry = contribution_entry(tx, question)?;
     tx.put(&entry, "accepted", answer)?;
     Ok(())
 }
 
 /// Sets this member's endorsement of `contribution` (-1, 0 or +1).
-pub fn endorse<T: Transactable>(tx: &mut T, contribution: &str, value: i8) -> Result<(), AutomergeError> {
+pub fn endorse<T: Transactable>(
+    tx: &mut T,
+    contribution: &str,
+    value: i8,
+) -> Result<(), AutomergeError> {
     let section = ensure_map(tx, &root(), ENDORSEMENTS)?;
     tx.put(&section, contribution, value as i64)?;
     Ok(())
@@ -172,7 +181,12 @@ pub fn set_profile<T: Transactable>(tx: &mut T, profile: &Profile) -> Result<(),
 // Readers.
 
 /// Reads contribution `id` from the journal `n` of `author`.
-pub fn read_contribution(doc: &impl ReadDoc, author: MemberId, n: u32, id: &str) -> Option<Contribution> {
+pub fn read_contribution(
+    doc: &impl ReadDoc,
+    author: MemberId,
+    n: u32,
+    id: &str,
+) -> Option<Contribution> {
     let section = map_at(doc, &root(), CONTRIBUTIONS)?;
     let entry = map_at(doc, &section, id)?;
     if !crate::ids::is_entry_id(id) {
@@ -187,7 +201,11 @@ pub fn read_contribution(doc: &impl ReadDoc, author: MemberId, n: u32, id: &str)
         kind,
         title: str_at(doc, &entry, "title").unwrap_or_default(),
         body: str_at(doc, &entry, "body").unwrap_or_default(),
-        tags: tags.split(' ').filter(|t| !t.is_empty()).map(str::to_string).collect(),
+        tags: tags
+            .split(' ')
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+            .collect(),
         parent: str_at(doc, &entry, "parent"),
         ask: str_at(doc, &entry, "ask"),
         created: i64_at(doc, &entry, "created")?,
@@ -199,13 +217,23 @@ pub fn read_contribution(doc: &impl ReadDoc, author: MemberId, n: u32, id: &str)
 }
 
 /// Reads the endorsement of `contribution` in journal `n` of `endorser`.
-pub fn read_endorsement(doc: &impl ReadDoc, endorser: MemberId, n: u32, contribution: &str) -> Option<Endorsement> {
+pub fn read_endorsement(
+    doc: &impl ReadDoc,
+    endorser: MemberId,
+    n: u32,
+    contribution: &str,
+) -> Option<Endorsement> {
     let section = map_at(doc, &root(), ENDORSEMENTS)?;
     let value = i64_at(doc, &section, contribution)?;
     if !(-1..=1).contains(&value) {
         return None;
     }
-    Some(Endorsement { contribution: contribution.to_string(), endorser, value: value as i8, journal: n })
+    Some(Endorsement {
+        contribution: contribution.to_string(),
+        endorser,
+        value: value as i8,
+        journal: n,
+    })
 }
 
 /// Reads kudos `id` given by `from`.
@@ -238,7 +266,7 @@ pub fn read_admission(doc: &impl ReadDoc) -> Option<(AdmissionClaim, i64)> {
     let adm = map_at(doc, &root(), ADMISSION)?;
     let joined = i64_at(doc, &root(), "joined")?;
     if let Some(heads) = bytes_at(doc, &adm, "role_at") {
-        if heads.len() % 32 != 0 {
+        if !heads.len().is_multiple_of(32) {
             return None;
         }
         let charter_heads = heads
@@ -263,7 +291,10 @@ pub fn entry_count(doc: &impl ReadDoc) -> usize {
 
 /// Every entry a journal holds.
 pub fn all_entries(doc: &impl ReadDoc) -> Touched {
-    let mut touched = Touched { profile: true, ..Touched::default() };
+    let mut touched = Touched {
+        profile: true,
+        ..Touched::default()
+    };
     for (section, set) in [
         (CONTRIBUTIONS, &mut touched.contributions),
         (ENDORSEMENTS, &mut touched.endorsements),
@@ -292,7 +323,10 @@ pub struct Touched {
 impl Touched {
     /// Nothing touched.
     pub fn is_empty(&self) -> bool {
-        self.contributions.is_empty() && self.endorsements.is_empty() && self.kudos.is_empty() && !self.profile
+        self.contributions.is_empty()
+            && self.endorsements.is_empty()
+            && self.kudos.is_empty()
+            && !self.profile
     }
 }
 
@@ -307,8 +341,14 @@ pub fn touched(doc: &automerge::Automerge, before: &[ChangeHash], after: &[Chang
             _ => None,
         };
         let first = props.next().or_else(|| action_key.clone());
-        let second = props.next().or(if patch.path.len() == 1 { action_key } else { None });
-        let (Some(Prop::Map(section)), entry) = (first, second) else { continue };
+        let second = props.next().or(if patch.path.len() == 1 {
+            action_key
+        } else {
+            None
+        });
+        let (Some(Prop::Map(section)), entry) = (first, second) else {
+            continue;
+        };
         let entry = match entry {
             Some(Prop::Map(e)) => Some(e),
             _ => None,

@@ -136,7 +136,10 @@ mod tests {
         let key = Keypair::generate();
         let sig = key.sign(b"hello");
         assert!(key.member_id().verify(b"hello", &sig).is_ok());
-        assert_eq!(key.member_id().verify(b"hellO", &sig), Err(KeyError::BadSignature));
+        assert_eq!(
+            key.member_id().verify(b"hellO", &sig),
+            Err(KeyError::BadSignature)
+        );
     }
 
     #[test]
@@ -144,6 +147,9 @@ mod tests {
         // The identity point (small order) encoded in compressed Edwards form.
         let mut identity = [0u8; 32];
         identity[0] = 1;
-        assert_eq!(MemberId(identity).verifying_key().unwrap_err(), KeyError::WeakKey);
+        assert_eq!(
+            MemberId(identity).verifying_key().unwrap_err(),
+            KeyError::WeakKey
+        );
     }
 }

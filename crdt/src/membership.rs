@@ -52,7 +52,9 @@ impl Status {
     pub fn describe(&self) -> String {
         match self {
             Status::Admitted(role) => role.to_string(),
-            Status::Quarantined(Quarantine::OverLimit) => "quarantined (invite over its use limit)".into(),
+            Status::Quarantined(Quarantine::OverLimit) => {
+                "quarantined (invite over its use limit)".into()
+            }
             Status::Quarantined(Quarantine::Revoked) => "quarantined (invite revoked)".into(),
             Status::Refused => "refused".into(),
             Status::Removed => "removed".into(),
@@ -61,7 +63,10 @@ impl Status {
 }
 
 /// Every admitted member's status.
-pub fn statuses(charter: &CharterView, admissions: &BTreeMap<MemberId, Admission>) -> BTreeMap<MemberId, Status> {
+pub fn statuses(
+    charter: &CharterView,
+    admissions: &BTreeMap<MemberId, Admission>,
+) -> BTreeMap<MemberId, Status> {
     let mut by_invite: BTreeMap<MemberId, Vec<&Admission>> = BTreeMap::new();
     for admission in admissions.values() {
         if let Some(invite) = admission.invite {

@@ -60,7 +60,13 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in display order.
-    pub const ALL: [Kind; 5] = [Kind::Idea, Kind::Question, Kind::Answer, Kind::Review, Kind::Comment];
+    pub const ALL: [Kind; 5] = [
+        Kind::Idea,
+        Kind::Question,
+        Kind::Answer,
+        Kind::Review,
+        Kind::Comment,
+    ];
 
     /// The lowercase name used everywhere.
     pub fn as_str(&self) -> &'static str {
@@ -334,8 +340,16 @@ impl Default for Weights {
 
 impl Weights {
     /// The names of the weights, as stored and as typed on the command line.
-    pub const NAMES: [&'static str; 8] =
-        ["idea", "question", "answer", "review", "comment", "endorsement", "kudos", "accepted"];
+    pub const NAMES: [&'static str; 8] = [
+        "idea",
+        "question",
+        "answer",
+        "review",
+        "comment",
+        "endorsement",
+        "kudos",
+        "accepted",
+    ];
 
     /// The weight of one contribution of `kind`.
     pub fn for_kind(&self, kind: Kind) -> i64 {

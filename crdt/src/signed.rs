@@ -50,7 +50,11 @@ impl SignedChange {
     /// Signs `change` as a change to `doc` of `topic`.
     pub fn sign(key: &Keypair, topic: &TopicId, doc: DocId, change: &Change) -> Self {
         let signature = key.sign(&signing_message(topic, &doc, &change.hash()));
-        SignedChange { doc, bytes: change.raw_bytes().to_vec(), signature }
+        SignedChange {
+            doc,
+            bytes: change.raw_bytes().to_vec(),
+            signature,
+        }
     }
 }
 
@@ -74,7 +78,10 @@ mod serde_bytes_vec {
             fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
                 Ok(v)
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Vec<u8>, A::Error> {
                 let mut out = Vec::new();
                 while let Some(b) = seq.next_element()? {
                     out.push(b);

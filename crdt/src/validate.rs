@@ -4,7 +4,8 @@
 //! The checks, in order (the first that fails decides):
 //!
 //! 1. size: at most [`MAX_CHANGE_BYTES`], before anything decodes it;
-//! 2. decoding, inside `catch_unwind`: Automerge is untrusted code on untrusted bytes;
+//! 2. decoding, inside `catch_unwind`: Automerge is untrusted code on untrusted bytes; only a
+//!    plain (not deflated) change chunk whose header checksum matches its hash is accepted;
 //! 3. the actor id is a 32-byte, non-weak ed25519 key, and the signature beside the change
 //!    verifies strictly over (topic, document, change hash);
 //! 4. the author may write the document: its own journal, or the charter as an admin *at the
@@ -118,7 +119,7 @@ pub struct Admission {
 #[derive(Debug)]
 pub enum Verdict {
     /// It may be applied, relayed and stored.
-    Valid(Accepted),
+    Valid(Box<Accepted>),
     /// It waits for something not here yet.
     Pending(Wait),
     /// It is refused for good.
@@ -151,20 +152,28 @@ pub struct Context<'a> {
 /// Decodes a change, refusing oversized bytes first and catching a panic in the decoder.
 pub fn decode(bytes: &[u8]) -> Result<Change, Rejection> {
     if bytes.len() > MAX_CHANGE_BYTES {
-        return Err(Rejection::TooLarge { size: bytes.len(), max: MAX_CHANGE_BYTES });
+        return Err(Rejection::TooLarge {
+            size: bytes.len(),
+            max: MAX_CHANGE_BYTES,
+        });
     }
     // A deflated change chunk would pass the size limit and then inflate a thousandfold;
     // `SignedChange::sign` always writes the plain chunk (header: magic, checksum, type).
-    if bytes.get(8).is_some_and(|chunk_type| *chunk_type != CHANGE_CHUNK) {
-        return Err(Rejection::Undecodable("not an uncompressed change chunk".into()));
+    if bytes
+        .get(8)
+        .is_some_and(|chunk_type| *chunk_type != CHANGE_CHUNK)
+    {
+        return Err(Rejection::Undecodable(
+            "not an uncompressed change chunk".into(),
+        ));
     }
     let owned = bytes.to_vec();
     match catch_unwind(move || Change::from_bytes(owned)) {
         // Automerge's change parser skips the header checksum (its document loader checks it),
         // and the signature covers the hash, not the checksum: refuse altered checksums here.
-        Ok(Ok(change)) if bytes.get(4..8) != Some(&change.hash().0[..4]) => {
-            Err(Rejection::Undecodable("checksum does not match the change".into()))
-        }
+        Ok(Ok(change)) if bytes.get(4..8) != Some(&change.hash().0[..4]) => Err(
+            Rejection::Undecodable("checksum does not match the change".into()),
+        ),
         Ok(Ok(change)) => Ok(change),
         Ok(Err(e)) => Err(Rejection::Undecodable(e.to_string())),
         Err(_) => Err(Rejection::Panicked),
@@ -185,7 +194,11 @@ pub fn apply(doc: &mut Automerge, changes: Vec<Change>) -> Result<(), Rejection>
 
 /// The author of a change: its actor id as a member key.
 pub fn author_of(change: &Change) -> Result<MemberId, Rejection> {
-    let bytes: [u8; 32] = change.actor_id().to_bytes().try_into().map_err(|_| Rejection::NotAKey)?;
+    let bytes: [u8; 32] = change
+        .actor_id()
+        .to_bytes()
+        .try_into()
+        .map_err(|_| Rejection::NotAKey)?;
     Ok(MemberId(bytes))
 }
 
@@ -193,13 +206,17 @@ pub fn author_of(change: &Change) -> Result<MemberId, Rejection> {
 /// already hold the change when it was made here).
 pub fn validate(ctx: &Context<'_>, doc: &Automerge, signed: &SignedChange) -> Verdict {
     match check(ctx, doc, signed) {
-        Ok(Ok(accepted)) => Verdict::Valid(accepted),
+        Ok(Ok(accepted)) => Verdict::Valid(Box::new(accepted)),
         Ok(Err(wait)) => Verdict::Pending(wait),
         Err(rejection) => Verdict::Invalid(rejection),
     }
 }
 
-fn check(ctx: &Context<'_>, doc: &Automerge, signed: &SignedChange) -> Result<Result<Accepted, Wait>, Rejection> {
+fn check(
+    ctx: &Context<'_>,
+    doc: &Automerge,
+    signed: &SignedChange,
+) -> Result<Result<Accepted, Wait>, Rejection> {
     let change = decode(&signed.bytes)?;
     let author = author_of(&change)?;
     author.verifying_key().map_err(|e| match e {
@@ -208,10 +225,18 @@ fn check(ctx: &Context<'_>, doc: &Automerge, signed: &SignedChange) -> Result<Re
     })?;
     let hash = change.hash();
     author
-        .verify(&signing_message(&ctx.topic, &signed.doc, &hash), &signed.signature)
+        .verify(
+            &signing_message(&ctx.topic, &signed.doc, &hash),
+            &signed.signature,
+        )
         .map_err(|_| Rejection::BadSignature)?;
 
-    let missing: Vec<ChangeHash> = change.deps().iter().filter(|d| doc.get_change_by_hash(d).is_none()).copied().collect();
+    let missing: Vec<ChangeHash> = change
+        .deps()
+        .iter()
+        .filter(|d| doc.get_change_by_hash(d).is_none())
+        .copied()
+        .collect();
 
     let mut admission = None;
     match signed.doc {
@@ -253,7 +278,11 @@ fn check(ctx: &Context<'_>, doc: &Automerge, signed: &SignedChange) -> Result<Re
             }
         }
     }
-    Ok(Ok(Accepted { change, author, admission }))
+    Ok(Ok(Accepted {
+        change,
+        author,
+        admission,
+    }))
 }
 
 fn read_alone(change: &Change) -> Result<Automerge, Rejection> {
@@ -264,21 +293,34 @@ fn read_alone(change: &Change) -> Result<Automerge, Rejection> {
 
 fn check_genesis(change: &Change, author: &MemberId) -> Result<(), Rejection> {
     if !change.deps().is_empty() || change.seq() != 1 {
-        return Err(Rejection::BadGenesis("it must be the first change of the charter"));
+        return Err(Rejection::BadGenesis(
+            "it must be the first change of the charter",
+        ));
     }
     let view = CharterView::read(&read_alone(change)?);
     if view.creator != Some(*author) || !view.is_admin(author) {
-        return Err(Rejection::BadGenesis("its author must be the creator and an admin"));
+        return Err(Rejection::BadGenesis(
+            "its author must be the creator and an admin",
+        ));
     }
     Ok(())
 }
 
 /// Whether `member` was an admin at charter `heads`; `Err` if `heads` are not all here.
-fn admin_at(charter: &Automerge, current: &CharterView, heads: &[ChangeHash], member: &MemberId) -> Result<bool, Rejection> {
+fn admin_at(
+    charter: &Automerge,
+    current: &CharterView,
+    heads: &[ChangeHash],
+    member: &MemberId,
+) -> Result<bool, Rejection> {
     Ok(charter_at(charter, current, heads)?.is_admin(member))
 }
 
-fn charter_at(charter: &Automerge, current: &CharterView, heads: &[ChangeHash]) -> Result<CharterView, Rejection> {
+fn charter_at(
+    charter: &Automerge,
+    current: &CharterView,
+    heads: &[ChangeHash],
+) -> Result<CharterView, Rejection> {
     let mut sorted = heads.to_vec();
     sorted.sort();
     if sorted == charter.get_heads() {
@@ -291,10 +333,18 @@ fn charter_at(charter: &Automerge, current: &CharterView, heads: &[ChangeHash]) 
 }
 
 fn missing_in(doc: &Automerge, heads: &[ChangeHash]) -> Vec<ChangeHash> {
-    heads.iter().filter(|h| doc.get_change_by_hash(h).is_none()).copied().collect()
+    heads
+        .iter()
+        .filter(|h| doc.get_change_by_hash(h).is_none())
+        .copied()
+        .collect()
 }
 
-fn check_admission(ctx: &Context<'_>, change: &Change, member: &MemberId) -> Result<Result<Admission, Wait>, Rejection> {
+fn check_admission(
+    ctx: &Context<'_>,
+    change: &Change,
+    member: &MemberId,
+) -> Result<Result<Admission, Wait>, Rejection> {
     let alone = read_alone(change)?;
     let Some((claim, joined)) = journal::read_admission(&alone) else {
         return Err(Rejection::NotAMember(*member));
@@ -302,7 +352,9 @@ fn check_admission(ctx: &Context<'_>, change: &Change, member: &MemberId) -> Res
     match claim {
         AdmissionClaim::Role { charter_heads } => {
             if charter_heads.is_empty() {
-                return Err(Rejection::BadAdmission("a role claim must name charter heads".into()));
+                return Err(Rejection::BadAdmission(
+                    "a role claim must name charter heads".into(),
+                ));
             }
             let missing = missing_in(ctx.charter, &charter_heads);
             if !missing.is_empty() {
@@ -310,21 +362,30 @@ fn check_admission(ctx: &Context<'_>, change: &Change, member: &MemberId) -> Res
             }
             let view = charter_at(ctx.charter, ctx.charter_view, &charter_heads)?;
             match view.roles.get(member) {
-                Some(role) if !view.removed.contains_key(member) => {
-                    Ok(Ok(Admission { member: *member, role: *role, invite: None, uses: None, joined }))
-                }
+                Some(role) if !view.removed.contains_key(member) => Ok(Ok(Admission {
+                    member: *member,
+                    role: *role,
+                    invite: None,
+                    uses: None,
+                    joined,
+                })),
                 _ => Err(Rejection::NotAMember(*member)),
             }
         }
         AdmissionClaim::Invite { grant, proof } => {
-            let grant = Grant::from_bytes(&grant).map_err(|e| Rejection::BadAdmission(e.to_string()))?;
-            grant.verify().map_err(|e| Rejection::BadAdmission(e.to_string()))?;
+            let grant =
+                Grant::from_bytes(&grant).map_err(|e| Rejection::BadAdmission(e.to_string()))?;
+            grant
+                .verify()
+                .map_err(|e| Rejection::BadAdmission(e.to_string()))?;
             if grant.topic != ctx.topic {
-                return Err(Rejection::BadAdmission("the invite is for another topic".into()));
+                return Err(Rejection::BadAdmission(
+                    "the invite is for another topic".into(),
+                ));
             }
-            let proof: [u8; 64] = proof
-                .try_into()
-                .map_err(|_| Rejection::BadAdmission("the invite proof is not a signature".into()))?;
+            let proof: [u8; 64] = proof.try_into().map_err(|_| {
+                Rejection::BadAdmission("the invite proof is not a signature".into())
+            })?;
             grant
                 .invite
                 .verify(&admission_message(&ctx.topic, member), &proof)
@@ -336,14 +397,23 @@ fn check_admission(ctx: &Context<'_>, change: &Change, member: &MemberId) -> Res
             }
             // No charter heads make the issuer an admin nowhere: nothing to wait for.
             if grant.charter_heads.is_empty() {
-                return Err(Rejection::BadAdmission("the invite grant names no charter heads".into()));
+                return Err(Rejection::BadAdmission(
+                    "the invite grant names no charter heads".into(),
+                ));
             }
             let missing = missing_in(ctx.charter, &grant.charter_heads);
             if !missing.is_empty() {
                 return Ok(Err(Wait::Charter(missing)));
             }
-            if !admin_at(ctx.charter, ctx.charter_view, &grant.charter_heads, &grant.issuer)? {
-                return Err(Rejection::BadAdmission("the invite was not signed by an admin".into()));
+            if !admin_at(
+                ctx.charter,
+                ctx.charter_view,
+                &grant.charter_heads,
+                &grant.issuer,
+            )? {
+                return Err(Rejection::BadAdmission(
+                    "the invite was not signed by an admin".into(),
+                ));
             }
             Ok(Ok(Admission {
                 member: *member,

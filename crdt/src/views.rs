@@ -59,7 +59,11 @@ pub struct Recognition {
 impl Recognition {
     /// Recomputes the score from the counts.
     pub fn rescore(&mut self, weights: &Weights) {
-        let by_kind: i64 = self.counts.iter().map(|(k, n)| weights.for_kind(*k) * *n as i64).sum();
+        let by_kind: i64 = self
+            .counts
+            .iter()
+            .map(|(k, n)| weights.for_kind(*k) * *n as i64)
+            .sum();
         self.score = by_kind
             + weights.endorsement * self.endorsement
             + weights.kudos * self.kudos as i64
@@ -89,17 +93,35 @@ impl Tally {
     /// A visible (not retracted, not hidden, by a visible author) contribution.
     pub fn contribution(&mut self, charter: &CharterView, c: &Contribution) {
         let recipient = credited_to(charter, c);
-        *self.by.entry(recipient.clone()).or_default().counts.entry(c.kind).or_default() += 1;
-        self.seen.insert(c.id.clone(), Seen { recipient, kind: c.kind, parent: c.parent.clone() });
+        *self
+            .by
+            .entry(recipient.clone())
+            .or_default()
+            .counts
+            .entry(c.kind)
+            .or_default() += 1;
+        self.seen.insert(
+            c.id.clone(),
+            Seen {
+                recipient,
+                kind: c.kind,
+                parent: c.parent.clone(),
+            },
+        );
     }
 
     /// A visible endorser's endorsement.
     pub fn endorsement(&mut self, e: &Endorsement) {
-        let Some(seen) = self.seen.get(&e.contribution) else { return };
+        let Some(seen) = self.seen.get(&e.contribution) else {
+            return;
+        };
         if seen.recipient == Recipient::Member(e.endorser) {
             return;
         }
-        self.by.entry(seen.recipient.clone()).or_default().endorsement += e.value as i64;
+        self.by
+            .entry(seen.recipient.clone())
+            .or_default()
+            .endorsement += e.value as i64;
     }
 
     /// Kudos from a visible member.
@@ -112,8 +134,13 @@ impl Tally {
 
     /// A question's acceptance of `answer`; `question` must be a visible question.
     pub fn accepted(&mut self, question: &str, answer: &str) {
-        let (Some(q), Some(a)) = (self.seen.get(question), self.seen.get(answer)) else { return };
-        if q.kind != Kind::Question || a.kind != Kind::Answer || a.parent.as_deref() != Some(question) {
+        let (Some(q), Some(a)) = (self.seen.get(question), self.seen.get(answer)) else {
+            return;
+        };
+        if q.kind != Kind::Question
+            || a.kind != Kind::Answer
+            || a.parent.as_deref() != Some(question)
+        {
             return;
         }
         if q.recipient == a.recipient {
@@ -140,12 +167,20 @@ impl Tally {
 
 /// Orders a question's answers: the accepted one first, then by score (highest first), then
 /// oldest first, then by id.
-pub fn rank_answers<T>(answers: &mut [T], accepted: Option<&str>, key: impl Fn(&T) -> (&str, i64, i64)) {
+pub fn rank_answers<T>(
+    answers: &mut [T],
+    accepted: Option<&str>,
+    key: impl Fn(&T) -> (&str, i64, i64),
+) {
     answers.sort_by(|a, b| {
         let (ida, sa, ca) = key(a);
         let (idb, sb, cb) = key(b);
         let acc_a = Some(ida) == accepted;
         let acc_b = Some(idb) == accepted;
-        acc_b.cmp(&acc_a).then(sb.cmp(&sa)).then(ca.cmp(&cb)).then(ida.cmp(idb))
+        acc_b
+            .cmp(&acc_a)
+            .then(sb.cmp(&sa))
+            .then(ca.cmp(&cb))
+            .then(ida.cmp(idb))
     });
 }

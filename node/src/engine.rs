@@ -23,7 +23,8 @@ use tracing::{debug, warn};
 
 use crate::error::Result;
 use crate::index;
-use crate::store::{decode, encode, layout, scan, Backend, Batch};
+use crate::store::{decode, encode, layout, scan, Backend, Batch, StoreError};
+use catchment_protocol::envelope;
 
 /// Documents kept loaded per topic.
 const DOC_CACHE: usize = 64;
@@ -91,6 +92,11 @@ enum Outcome {
     Duplicate,
     Pending(Wait),
     Rejected(Rejection),
+}
+
+/// Reads a stored change: the same envelope as on the wire.
+fn decode_change(key: &[u8], bytes: &[u8]) -> Result<SignedChange> {
+    envelope::decode(bytes).map_err(|e| StoreError::Corrupt { key: hex::encode(key), reason: e.to_string() }.into())
 }
 
 /// The engine over one store and one member key.
@@ -207,12 +213,12 @@ impl Engine {
             let (_, hash) = item?;
             let change_key = layout::key(layout::CHANGE, topic, &[&hash]);
             let bytes = self.backend.get(&change_key)?.ok_or_else(|| {
-                crate::store::StoreError::Corrupt {
+                StoreError::Corrupt {
                     key: hex::encode(&change_key),
                     reason: "logged change missing".into(),
                 }
             })?;
-            let signed: SignedChange = decode(&change_key, &bytes)?;
+            let signed = decode_change(&change_key, &bytes)?;
             changes.push(validate::decode(&signed.bytes)?);
         }
         validate::apply(&mut automerge, changes)?;
@@ -457,7 +463,7 @@ impl Engine {
         };
 
         let mut batch = Batch::default();
-        batch.put(change_key, encode(signed));
+        batch.put(change_key, envelope::encode(signed));
         let known = state.log_len.get(&signed.doc).copied();
         let log_len = match known {
             Some(n) => n,
@@ -488,14 +494,25 @@ impl Engine {
                 encode(&snapshot),
             );
         }
-        self.backend.write(batch)?;
 
+        // The index entries go into the same batch: a crash (even an unflushed write that
+        // reaches the disk) leaves the change with its index entries, or neither.
+        let mut indexed = Ok(());
         if let Some(admission) = accepted.admission {
-            index::record_admission(self, topic, admission)?;
+            indexed = index::record_admission(self, topic, admission, &mut batch);
         }
-        match signed.doc {
-            DocId::Charter => index::charter_changed(self, topic)?,
-            DocId::Journal { .. } => index::journal_changed(self, topic, &signed.doc, &before)?,
+        let written = indexed
+            .and_then(|()| match signed.doc {
+                DocId::Charter => index::charter_changed(self, topic, &mut batch),
+                DocId::Journal { .. } => {
+                    index::journal_changed(self, topic, &signed.doc, &before, &mut batch)
+                }
+            })
+            .and_then(|()| Ok(self.backend.write(batch)?));
+        if let Err(e) = written {
+            // The loaded state holds a change the store does not: load it again when needed.
+            self.topics.remove(topic);
+            return Err(e);
         }
         Ok(Outcome::Accepted(hash))
     }
@@ -509,7 +526,7 @@ impl Engine {
                 let (_, hash) = item?;
                 let key = layout::key(layout::CHANGE, topic, &[&hash]);
                 if let Some(bytes) = self.backend.get(&key)? {
-                    out.push(decode(&key, &bytes)?);
+                    out.push(decode_change(&key, &bytes)?);
                 }
             }
         }

@@ -3,7 +3,8 @@
 //! After a journal change is applied, the entries it touched (found by diffing the journal's
 //! heads before and after) are read again and written to the index: contributions (with feed
 //! and reply keys), endorsements, kudos and the profile. A removed member's journals are read
-//! at the heads its removal pinned. After a charter change the charter is read whole. The
+//! at the heads its removal pinned. After a charter change the charter is read whole. These
+//! writes go into the batch that stores the change, so a crash never parts the two. The
 //! index is a pure function of the documents: [`rebuild`] drops it and derives it again.
 
 use automerge::{Automerge, ChangeHash, ReadDoc};
@@ -16,34 +17,35 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::store::{decode, encode, layout, scan, Backend, Batch};
 
-/// Records an accepted admission.
+/// Records an accepted admission, into `batch`.
 pub(crate) fn record_admission(
     engine: &mut Engine,
     topic: &TopicId,
     admission: Admission,
+    batch: &mut Batch,
 ) -> Result<()> {
-    let mut batch = Batch::default();
     batch.put(
         layout::key(layout::ADMISSION, topic, &[&admission.member.0]),
         encode(&admission),
     );
-    engine.backend.write(batch)?;
     let state = engine.state(topic)?;
     state.admissions.insert(admission.member, admission);
     let charter = state.charter_view.clone();
     refresh(engine, topic, &charter)
 }
 
-/// Reads the charter again after a change to it.
-pub(crate) fn charter_changed(engine: &mut Engine, topic: &TopicId) -> Result<()> {
+/// Reads the charter again after a change to it; the index writes go into `batch`.
+pub(crate) fn charter_changed(
+    engine: &mut Engine,
+    topic: &TopicId,
+    batch: &mut Batch,
+) -> Result<()> {
     let state = engine.state(topic)?;
     let old = std::mem::replace(&mut state.charter_view, CharterView::read(&state.charter));
-    let mut batch = Batch::default();
     batch.put(
         layout::prefix(layout::CHARTER, topic),
         encode(&state.charter_view),
     );
-    engine.backend.write(batch)?;
     refresh(engine, topic, &old)?;
 
     // A new removal pins the member's journals: index them again at the pinned heads.
@@ -60,7 +62,7 @@ pub(crate) fn charter_changed(engine: &mut Engine, topic: &TopicId) -> Result<()
     for member in newly_removed {
         for doc in engine.doc_ids(topic)? {
             if doc.journal_owner() == Some(member) {
-                reindex_doc(engine, topic, &doc)?;
+                reindex_doc(engine, topic, &doc, batch)?;
             }
         }
     }
@@ -77,19 +79,21 @@ fn refresh(engine: &mut Engine, topic: &TopicId, _old: &CharterView) -> Result<(
     Ok(())
 }
 
-/// Indexes what a journal change touched; `before` are the journal's heads before it.
+/// Indexes what a journal change touched, into `batch`; `before` are the journal's heads
+/// before it.
 pub(crate) fn journal_changed(
     engine: &mut Engine,
     topic: &TopicId,
     doc: &DocId,
     before: &[ChangeHash],
+    batch: &mut Batch,
 ) -> Result<()> {
     if removed_pins(engine, topic, doc)?.is_some() {
-        return reindex_doc(engine, topic, doc);
+        return reindex_doc(engine, topic, doc, batch);
     }
     let (backend, automerge) = engine.doc_and_backend(topic, doc)?;
     let touched = journal::touched(automerge, before, &automerge.get_heads());
-    write_entries(backend, topic, doc, automerge, &touched)
+    write_entries(backend, batch, topic, doc, automerge, &touched)
 }
 
 /// For a removed member's journal: the pinned heads (empty if the journal is not pinned).
@@ -109,9 +113,14 @@ fn removed_pins(
         .map(|removal| removal.pins.get(doc).cloned().unwrap_or_default()))
 }
 
-/// Indexes a whole journal again: every entry it holds, read at the pinned heads if its
-/// member was removed.
-pub(crate) fn reindex_doc(engine: &mut Engine, topic: &TopicId, doc: &DocId) -> Result<()> {
+/// Indexes a whole journal again, into `batch`: every entry it holds, read at the pinned heads
+/// if its member was removed.
+pub(crate) fn reindex_doc(
+    engine: &mut Engine,
+    topic: &TopicId,
+    doc: &DocId,
+    batch: &mut Batch,
+) -> Result<()> {
     let pins = removed_pins(engine, topic, doc)?;
     let (touched, effective) = engine.with_doc(topic, doc, |d| {
         let touched = journal::all_entries(d);
@@ -130,11 +139,29 @@ pub(crate) fn reindex_doc(engine: &mut Engine, topic: &TopicId, doc: &DocId) -> 
         (touched, effective)
     })?;
     let effective = effective?;
-    write_entries(engine.backend(), topic, doc, &effective, &touched)
+    write_entries(engine.backend(), batch, topic, doc, &effective, &touched)
 }
 
+/// Reads a record as it will be once `batch` is written.
+fn read<T: serde::de::DeserializeOwned>(
+    backend: &dyn Backend,
+    batch: &Batch,
+    key: &[u8],
+) -> Result<Option<T>> {
+    let bytes = match batch.pending(key) {
+        Some(pending) => pending.map(<[u8]>::to_vec),
+        None => backend.get(key)?,
+    };
+    Ok(match bytes {
+        Some(bytes) => Some(decode(key, &bytes)?),
+        None => None,
+    })
+}
+
+/// Adds to `batch` the index entries of what `touched` names in a journal.
 fn write_entries(
     backend: &dyn Backend,
+    batch: &mut Batch,
     topic: &TopicId,
     doc_id: &DocId,
     doc: &Automerge,
@@ -143,14 +170,10 @@ fn write_entries(
     let DocId::Journal { member, n } = *doc_id else {
         return Ok(());
     };
-    let mut batch = Batch::default();
 
     for id in &touched.contributions {
         let key = layout::key(layout::CONTRIBUTION, topic, &[id.as_bytes()]);
-        let old: Option<Contribution> = match backend.get(&key)? {
-            Some(bytes) => Some(decode(&key, &bytes)?),
-            None => None,
-        };
+        let old: Option<Contribution> = read(backend, batch, &key)?;
         let new = journal::read_contribution(doc, member, n, id);
         if let Some(old) = &old {
             // Two authors drew the same id: the smaller member id keeps it, on every node.
@@ -188,10 +211,7 @@ fn write_entries(
             topic,
             &[contribution.as_bytes(), &member.0],
         );
-        let old: Option<Endorsement> = match backend.get(&key)? {
-            Some(bytes) => Some(decode(&key, &bytes)?),
-            None => None,
-        };
+        let old: Option<Endorsement> = read(backend, batch, &key)?;
         // One endorsement per member and contribution: the latest journal holding one wins.
         if old.as_ref().is_some_and(|o| o.journal > n) {
             continue;
@@ -208,10 +228,7 @@ fn write_entries(
         match journal::read_kudos(doc, member, id) {
             Some(k) => batch.put(key, encode(&k)),
             None => {
-                let old: Option<Kudos> = match backend.get(&key)? {
-                    Some(bytes) => Some(decode(&key, &bytes)?),
-                    None => None,
-                };
+                let old: Option<Kudos> = read(backend, batch, &key)?;
                 if old.is_some_and(|o| o.from == member) {
                     batch.delete(key);
                 }
@@ -223,7 +240,6 @@ fn write_entries(
         let key = layout::key(layout::PROFILE, topic, &[&member.0]);
         batch.put(key, encode(&journal::read_profile(doc)));
     }
-    backend.write(batch)?;
     Ok(())
 }
 
@@ -278,10 +294,14 @@ pub fn rebuild(engine: &mut Engine, topic: &TopicId) -> Result<()> {
             }
         }
     }
-    charter_changed(engine, topic)?;
+    let mut batch = Batch::default();
+    charter_changed(engine, topic, &mut batch)?;
+    engine.backend.write(batch)?;
     for doc in engine.doc_ids(topic)? {
         if doc != DocId::Charter {
-            reindex_doc(engine, topic, &doc)?;
+            let mut batch = Batch::default();
+            reindex_doc(engine, topic, &doc, &mut batch)?;
+            engine.backend.write(batch)?;
         }
     }
     Ok(())

@@ -621,7 +621,7 @@ impl Engine {
                 });
             }
         }
-        kudos.sort_by(|a, b| b.created.cmp(&a.created));
+        kudos.sort_by_key(|k| std::cmp::Reverse(k.created));
         let recent = self.feed(
             topic,
             &FeedFilter {

@@ -66,6 +66,16 @@ impl Batch {
     pub fn len(&self) -> usize {
         self.ops.len()
     }
+
+    /// What this batch last writes to `key`: `Some(None)` if it deletes it, `None` if it does
+    /// not touch it.
+    pub fn pending(&self, key: &[u8]) -> Option<Option<&[u8]>> {
+        self.ops
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_deref())
+    }
 }
 
 /// Key-value pairs from a scan.

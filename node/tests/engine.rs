@@ -326,6 +326,7 @@ fn edits_and_endorsement_changes_are_last_writer_wins() {
         )
         .unwrap();
     a.engine.endorse(&topic, &idea, 1).unwrap();
+    a.engine.endorse(&topic, &idea, 1).unwrap(); // the same again changes nothing, and is fine
     a.engine.endorse(&topic, &idea, -1).unwrap();
     sync(&mut a, &mut b, &topic);
     let item = b.engine.thread(&topic, &idea).unwrap().item;
