@@ -84,7 +84,10 @@ mod tests {
     fn doc_id() -> impl Strategy<Value = DocId> {
         prop_oneof![
             Just(DocId::Charter),
-            (any::<[u8; 32]>(), any::<u32>()).prop_map(|(m, n)| DocId::Journal { member: MemberId(m), n }),
+            (any::<[u8; 32]>(), any::<u32>()).prop_map(|(m, n)| DocId::Journal {
+                member: MemberId(m),
+                n
+            }),
         ]
     }
 
@@ -108,10 +111,29 @@ mod tests {
         assert_eq!(decode(&[]), Err(EnvelopeError::Empty));
         assert_eq!(decode(&[2, 1, 0]), Err(EnvelopeError::Version(2)));
         assert_eq!(decode(&[1, 1, 0]), Err(EnvelopeError::Truncated));
-        assert_eq!(decode(&[1, 3, 9, 9, 9].iter().copied().chain([0; 64]).collect::<Vec<_>>()), Err(EnvelopeError::BadDoc));
-        assert!(matches!(decode(&vec![1; MAX_CHANGE_BYTES + 1000]), Err(EnvelopeError::TooLarge(_))));
+        assert_eq!(
+            decode(
+                &[1, 3, 9, 9, 9]
+                    .iter()
+                    .copied()
+                    .chain([0; 64])
+                    .collect::<Vec<_>>()
+            ),
+            Err(EnvelopeError::BadDoc)
+        );
+        assert!(matches!(
+            decode(&vec![1; MAX_CHANGE_BYTES + 1000]),
+            Err(EnvelopeError::TooLarge(_))
+        ));
         let key = Keypair::generate();
-        let change = SignedChange { doc: DocId::Journal { member: key.member_id(), n: 3 }, bytes: vec![1, 2, 3], signature: key.sign(b"x") };
+        let change = SignedChange {
+            doc: DocId::Journal {
+                member: key.member_id(),
+                n: 3,
+            },
+            bytes: vec![1, 2, 3],
+            signature: key.sign(b"x"),
+        };
         assert_eq!(decode(&encode(&change)).unwrap(), change);
     }
 }

@@ -1,9 +1,9 @@
 //! Catchment's wire formats, without I/O.
 //!
-//! Today this is the signed change envelope, the unit every node stores and (with the network)
-//! sends: see [`envelope`]. Invites, the topic handshake and anti-entropy sessions join it as
-//! the network arrives.
+//! The signed change envelope, the unit every node stores and sends ([`envelope`]), and the
+//! invite string ([`invite`]).
 
 #![deny(missing_docs)]
 
 pub mod envelope;
+pub mod invite;
