@@ -15,7 +15,9 @@ use catchment_crdt::genesis;
 use catchment_crdt::invite::{prove_admission, Grant};
 use catchment_crdt::journal;
 use catchment_crdt::membership::{self, Status};
-use catchment_crdt::schema::{AdmissionClaim, Contribution, Endorsement, Kudos, Profile, Role};
+use catchment_crdt::schema::{
+    AdmissionClaim, Contribution, Draft, Endorsement, Kind, Kudos, Profile, Role,
+};
 use catchment_crdt::validate::{self, Admission, Context, Rejection, Verdict, Wait};
 use catchment_crdt::views::{Recipient, Recognition, Tally};
 use catchment_crdt::{DocId, Keypair, MemberId, SignedChange, TopicId};
@@ -53,6 +55,8 @@ pub struct Topic {
     pub journals: BTreeMap<DocId, Automerge>,
     /// Accepted admissions.
     pub admissions: BTreeMap<MemberId, Admission>,
+    /// Every change applied, in the order it was applied.
+    pub log: Vec<SignedChange>,
 }
 
 impl Topic {
@@ -64,6 +68,7 @@ impl Topic {
             view: CharterView::default(),
             journals: BTreeMap::new(),
             admissions: BTreeMap::new(),
+            log: Vec::new(),
         }
     }
 
@@ -114,6 +119,7 @@ impl Topic {
                         self.admissions.insert(admission.member, admission.clone());
                     }
                     by_doc.entry(signed.doc).or_default().push(accepted.change);
+                    self.log.push(signed.clone());
                     Outcome::Valid(accepted.admission)
                 }
                 Verdict::Pending(wait) => Outcome::Pending(wait),
@@ -170,7 +176,9 @@ impl Topic {
         let mut profiles = BTreeMap::new();
 
         for (doc_id, doc) in &self.journals {
-            let DocId::Journal { member, n } = *doc_id else { continue };
+            let DocId::Journal { member, n } = *doc_id else {
+                continue;
+            };
             let entries = journal::all_entries(doc);
             for id in &entries.contributions {
                 contributions.extend(journal::read_contribution(doc, member, n, id));
@@ -179,7 +187,10 @@ impl Topic {
                 // A member's latest journal holds its current endorsement of a contribution.
                 if let Some(e) = journal::read_endorsement(doc, member, n, id) {
                     let key = (member, id.clone());
-                    if endorsements.get(&key).is_none_or(|old| old.journal < e.journal) {
+                    if endorsements
+                        .get(&key)
+                        .is_none_or(|old| old.journal < e.journal)
+                    {
                         endorsements.insert(key, e);
                     }
                 }
@@ -191,7 +202,8 @@ impl Topic {
                 profiles.insert(member, journal::read_profile(doc));
             }
         }
-        contributions.sort_by(|a, b| (a.author, a.journal, &a.id).cmp(&(b.author, b.journal, &b.id)));
+        contributions
+            .sort_by(|a, b| (a.author, a.journal, &a.id).cmp(&(b.author, b.journal, &b.id)));
         kudos.sort_by(|a, b| (a.from, &a.id).cmp(&(b.from, &b.id)));
         let endorsements: Vec<Endorsement> = endorsements.into_values().collect();
 
@@ -255,14 +267,24 @@ pub struct Derived {
     pub ranking: Vec<(Recipient, Recognition)>,
 }
 
+/// Whether a verdict lets the change through.
+pub fn is_valid(verdict: &Verdict) -> bool {
+    matches!(verdict, Verdict::Valid(_))
+}
+
 /// The hash of a signed change (which must decode).
 pub fn hash_of(signed: &SignedChange) -> ChangeHash {
-    validate::decode(&signed.bytes).expect("the change decodes").hash()
+    validate::decode(&signed.bytes)
+        .expect("the change decodes")
+        .hash()
 }
 
 /// Journal `n` of `key`'s member.
 pub fn journal_of(key: &Keypair, n: u32) -> DocId {
-    DocId::Journal { member: key.member_id(), n }
+    DocId::Journal {
+        member: key.member_id(),
+        n,
+    }
 }
 
 /// A deterministic key, so that member ids (and so tie-breaks) are the same on every run.
@@ -293,22 +315,47 @@ pub fn found(creator: &Keypair, name: &str) -> Topic {
 
 /// The first change of `key`'s journal 0, claiming a role at the topic's current charter heads.
 pub fn role_journal(topic: &Topic, key: &Keypair, joined: i64) -> SignedChange {
-    let claim = AdmissionClaim::Role { charter_heads: topic.charter.get_heads() };
-    genesis::start_journal(key, &topic.id, 0, Some(&claim), joined).expect("journal").1
+    let claim = AdmissionClaim::Role {
+        charter_heads: topic.charter.get_heads(),
+    };
+    genesis::start_journal(key, &topic.id, 0, Some(&claim), joined)
+        .expect("journal")
+        .1
 }
 
 /// An invite grant issued by `admin` at the topic's current charter heads.
-pub fn grant(topic: &Topic, admin: &Keypair, uses: Option<u32>, expires: Option<i64>) -> (Grant, Keypair) {
-    Grant::issue(admin, topic.id, Role::Member, expires, uses, T0, topic.charter.get_heads())
+pub fn grant(
+    topic: &Topic,
+    admin: &Keypair,
+    uses: Option<u32>,
+    expires: Option<i64>,
+) -> (Grant, Keypair) {
+    Grant::issue(
+        admin,
+        topic.id,
+        Role::Member,
+        expires,
+        uses,
+        T0,
+        topic.charter.get_heads(),
+    )
 }
 
 /// The first change of `joiner`'s journal 0, self-admitting with `grant` and its invite key.
-pub fn invite_journal(topic: &TopicId, joiner: &Keypair, grant: &Grant, invite: &Keypair, joined: i64) -> SignedChange {
+pub fn invite_journal(
+    topic: &TopicId,
+    joiner: &Keypair,
+    grant: &Grant,
+    invite: &Keypair,
+    joined: i64,
+) -> SignedChange {
     let claim = AdmissionClaim::Invite {
         grant: grant.to_bytes(),
         proof: prove_admission(invite, topic, &joiner.member_id()).to_vec(),
     };
-    genesis::start_journal(joiner, topic, 0, Some(&claim), joined).expect("journal").1
+    genesis::start_journal(joiner, topic, 0, Some(&claim), joined)
+        .expect("journal")
+        .1
 }
 
 /// Admits `joiner` with a fresh unlimited invite from `admin`, and checks it is valid.
@@ -317,4 +364,52 @@ pub fn join(topic: &mut Topic, admin: &Keypair, joiner: &Keypair, joined: i64) {
     let first = invite_journal(&topic.id, joiner, &grant, &invite, joined);
     let outcome = topic.ingest(&first);
     assert!(outcome.is_valid(), "joining: {outcome:?}");
+}
+
+/// Entry id number `n`, in the shape entry ids have.
+pub fn entry(n: u64) -> String {
+    format!("{n:016x}")
+}
+
+/// `key` posts a contribution to its journal 0.
+pub fn post(
+    topic: &Topic,
+    key: &Keypair,
+    id: &str,
+    kind: Kind,
+    parent: Option<&str>,
+    at: i64,
+) -> SignedChange {
+    let draft = Draft {
+        title: format!("{kind} {id}"),
+        body: "Some *markdown*.".into(),
+        tags: vec!["#Build".into(), "ci".into()],
+        parent: parent.map(str::to_string),
+        ..Draft::default()
+    };
+    topic.write(key, journal_of(key, 0), at, |tx| {
+        journal::put_contribution(tx, id, kind, &draft, at)
+    })
+}
+
+/// Ingests `signed`, which must be valid.
+pub fn accept(topic: &mut Topic, signed: &SignedChange) {
+    let outcome = topic.ingest(signed);
+    assert!(
+        outcome.is_valid(),
+        "expected a valid change, got {outcome:?}"
+    );
+}
+
+/// Asserts a refused admission whose reason mentions `why`.
+pub fn assert_bad_admission(outcome: Outcome, why: &str) {
+    match outcome {
+        Outcome::Invalid(Rejection::BadAdmission(reason)) => {
+            assert!(
+                reason.contains(why),
+                "reason {reason:?} does not mention {why:?}"
+            )
+        }
+        other => panic!("expected BadAdmission({why:?}), got {other:?}"),
+    }
 }
