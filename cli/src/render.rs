@@ -1,12 +1,99 @@
 //! Text output for people.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use catchment_crdt::membership::Status;
+use anyhow::Result;
 use catchment_crdt::schema::{Ask, Kind};
-use catchment_crdt::{CharterView, TopicId, Weights};
+use catchment_crdt::Weights;
+use catchment_node::ops::{MemberView, Request, TopicView};
 use catchment_node::query::{Item, Leaderboard, ProfileView, Thread, TopicSummary, Who};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+fn parse<T: DeserializeOwned>(value: Value) -> Result<T> {
+    Ok(serde_json::from_value(value)?)
+}
+
+fn text(value: &Value, key: &str) -> String {
+    match &value[key] {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The text for a request's response.
+pub fn response(request: &Request, value: Value) -> Result<String> {
+    let now = catchment_node::engine::system_now();
+    Ok(match request {
+        Request::Whoami => {
+            let name = text(&value, "name");
+            let name = if name.is_empty() {
+                "(no name: set one with `catchment profile set --name`)".to_string()
+            } else {
+                name
+            };
+            format!(
+                "{name} ({})\nmember {}\n",
+                text(&value, "short"),
+                text(&value, "member")
+            )
+        }
+        Request::SetProfile { .. } => {
+            let name = text(&value, "name");
+            let name = if name.is_empty() {
+                "(no name)".to_string()
+            } else {
+                name
+            };
+            format!("Profile set in {} topic(s): {name}\n", value["topics"])
+        }
+        Request::Profile { .. } => profile(&parse(value)?),
+        Request::TopicCreate { .. } => {
+            format!(
+                "Created topic {:?}\nid {}\n",
+                text(&value, "name"),
+                text(&value, "id")
+            )
+        }
+        Request::TopicList => topics(&parse::<Vec<TopicSummary>>(value)?),
+        Request::TopicShow { .. } => topic(&parse(value)?),
+        Request::Weights { .. } => weights(&parse(value)?),
+        Request::Post { kind, .. } => format!("Posted {kind} {}\n", text(&value, "id")),
+        Request::Edit { .. } => format!("Edited {}\n", text(&value, "id")),
+        Request::Retract { .. } => {
+            format!(
+                "Retracted {}: hidden everywhere, its history kept\n",
+                text(&value, "id")
+            )
+        }
+        Request::Endorse { value: v, .. } => match v {
+            0 => format!("Withdrew your endorsement of {}\n", text(&value, "id")),
+            1 => format!("Endorsed {} (+1)\n", text(&value, "id")),
+            _ => format!("Endorsed {} (-1)\n", text(&value, "id")),
+        },
+        Request::Kudos { .. } => format!("Kudos to {}\n", parse::<Who>(value["to"].clone())?),
+        Request::Accept { .. } => format!("Accepted answer {}\n", text(&value, "id")),
+        Request::AskCreate { deadline, .. } => {
+            format!(
+                "Opened ask {}, closing {}\n",
+                text(&value, "id"),
+                time(*deadline)
+            )
+        }
+        Request::AskList { .. } => asks(&parse::<Vec<Ask>>(value)?, now),
+        Request::Hide { reason, .. } => match reason {
+            Some(_) => format!("Hidden: {}\n", text(&value, "id")),
+            None => format!("Shown again: {}\n", text(&value, "id")),
+        },
+        Request::Feed { .. } => feed(&parse::<Vec<Item>>(value)?),
+        Request::Show { .. } => thread(&parse(value)?),
+        Request::Leaderboard { .. } => leaderboard(&parse(value)?),
+        Request::MemberList { .. } => members(&parse::<Vec<MemberView>>(value)?),
+        Request::MemberRole { role, .. } => {
+            format!("{} is now {role}\n", parse::<Who>(value["member"].clone())?)
+        }
+    })
+}
 
 /// A time in UTC, to the minute.
 pub fn time(ms: i64) -> String {
@@ -230,10 +317,10 @@ pub fn profile(p: &ProfileView) -> String {
     out
 }
 
-pub fn members(members: &[(Who, Status)]) -> String {
+pub fn members(members: &[MemberView]) -> String {
     let mut out = String::new();
-    for (who, status) in members {
-        let _ = writeln!(out, "{:<40} {}", who.to_string(), status.describe());
+    for m in members {
+        let _ = writeln!(out, "{:<40} {}", m.member.to_string(), m.status.describe());
     }
     out
 }
@@ -256,34 +343,29 @@ pub fn asks(asks: &[Ask], now: i64) -> String {
     out
 }
 
-pub fn topic(
-    id: &TopicId,
-    charter: &CharterView,
-    members: &[(Who, Status)],
-    asks: &[Ask],
-    counts: &BTreeMap<&'static str, usize>,
-) -> String {
+pub fn topic(view: &TopicView) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "{}\nid {}\ncreated {}",
-        charter.name,
-        id.to_hex(),
-        time(charter.created)
+        view.name,
+        view.id,
+        time(view.created)
     );
+    let count = |name: &str| view.counts.get(name).copied().unwrap_or(0);
     let _ = writeln!(
         out,
         "{} contributions · {} endorsements · {} kudos · {} changes",
-        counts.get("contributions").unwrap_or(&0),
-        counts.get("endorsements").unwrap_or(&0),
-        counts.get("kudos").unwrap_or(&0),
-        counts.get("changes").unwrap_or(&0)
+        count("contributions"),
+        count("endorsements"),
+        count("kudos"),
+        count("changes")
     );
     let _ = writeln!(out, "\nMembers:");
-    out.push_str(&self::members(members));
-    if !asks.is_empty() {
+    out.push_str(&members(&view.members));
+    if !view.asks.is_empty() {
         let _ = writeln!(out, "\nAsks:");
-        for ask in asks {
+        for ask in &view.asks {
             let _ = writeln!(
                 out,
                 "{}  {}  (deadline {})",
@@ -294,6 +376,6 @@ pub fn topic(
         }
     }
     let _ = writeln!(out);
-    out.push_str(&weights(&charter.weights));
+    out.push_str(&weights(&view.weights));
     out
 }

@@ -17,7 +17,11 @@ fn catchment(home: &Path, args: &[&str]) -> Output {
 
 fn ok(home: &Path, args: &[&str]) -> String {
     let out = catchment(home, args);
-    assert!(out.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -48,11 +52,17 @@ fn init_keeps_its_key_and_whoami_shows_it() {
     assert!(first.contains(who["member"].as_str().unwrap()));
     assert!(second.contains(who["member"].as_str().unwrap()));
     let text = ok(&home, &["whoami"]);
-    assert!(text.starts_with(&format!("Ada ({})", who["short"].as_str().unwrap())), "{text}");
+    assert!(
+        text.starts_with(&format!("Ada ({})", who["short"].as_str().unwrap())),
+        "{text}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(home.join("member.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(home.join("member.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 }
@@ -65,25 +75,86 @@ fn a_walk_through_with_every_read_command_in_json() {
     let topic = json(home, &["topic", "create", "Platform team ideas"]);
     let topic_id = topic["id"].as_str().unwrap().to_string();
 
-    let q = json(home, &["post", "question", "--title", "How do we cut build time?", "--tags", "ci,Build"]);
+    let q = json(
+        home,
+        &[
+            "post",
+            "question",
+            "--title",
+            "How do we cut build time?",
+            "--tags",
+            "ci,Build",
+        ],
+    );
     let q = q["id"].as_str().unwrap().to_string();
-    let a = json(home, &["post", "answer", "--parent", &q[..6], "--body", "Cache the target dir"]);
+    let a = json(
+        home,
+        &[
+            "post",
+            "answer",
+            "--parent",
+            &q[..6],
+            "--body",
+            "Cache the target dir",
+        ],
+    );
     let a = a["id"].as_str().unwrap().to_string();
-    ok(home, &["post", "comment", "--parent", &a, "--body", "+1 to caching"]);
+    ok(
+        home,
+        &["post", "comment", "--parent", &a, "--body", "+1 to caching"],
+    );
     ok(home, &["accept", &a]);
     ok(home, &["edit", &q, "--body", "CI takes 40 minutes"]);
-    ok(home, &["ask", "create", "--title", "Ideas to cut build time", "--deadline", "7d"]);
+    ok(
+        home,
+        &[
+            "ask",
+            "create",
+            "--title",
+            "Ideas to cut build time",
+            "--deadline",
+            "7d",
+        ],
+    );
     let asks = json(home, &["ask", "list"]);
     let ask = asks[0]["id"].as_str().unwrap().to_string();
-    ok(home, &["post", "idea", "--title", "Nightly full builds", "--ask", &ask]);
+    ok(
+        home,
+        &[
+            "post",
+            "idea",
+            "--title",
+            "Nightly full builds",
+            "--ask",
+            &ask,
+        ],
+    );
     ok(home, &["profile", "set", "--about", "builds things"]);
 
     let feed = json(home, &["feed"]);
     assert_eq!(feed.as_array().unwrap().len(), 4);
     assert_eq!(json(home, &["feed", "--kind", "question"])[0]["id"], q);
-    assert_eq!(json(home, &["feed", "--tag", "build"]).as_array().unwrap().len(), 1);
-    assert_eq!(json(home, &["feed", "--ask", &ask]).as_array().unwrap().len(), 1);
-    assert_eq!(json(home, &["feed", "--author", "me", "--limit", "2"]).as_array().unwrap().len(), 2);
+    assert_eq!(
+        json(home, &["feed", "--tag", "build"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        json(home, &["feed", "--ask", &ask])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        json(home, &["feed", "--author", "me", "--limit", "2"])
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 
     let thread = json(home, &["show", &q[..8]]);
     assert_eq!(thread["item"]["body"], "CI takes 40 minutes");
@@ -100,17 +171,40 @@ fn a_walk_through_with_every_read_command_in_json() {
     assert_eq!(profile["about"], "builds things");
     assert_eq!(profile["status"], "admin");
     assert_eq!(json(home, &["topic", "list"])[0]["id"], topic_id);
-    assert_eq!(json(home, &["topic", "show", &topic_id[..8]])["counts"]["contributions"], 4);
-    assert_eq!(json(home, &["topic", "weights", "--set", "comment=4"])["comment"], 4);
-    assert_eq!(json(home, &["leaderboard"])["rows"][0]["recognition"]["score"], 2 + 3 + 4 + 3);
+    assert_eq!(
+        json(home, &["topic", "show", &topic_id[..8]])["counts"]["contributions"],
+        4
+    );
+    assert_eq!(
+        json(home, &["topic", "weights", "--set", "comment=4"])["comment"],
+        4
+    );
+    assert_eq!(
+        json(home, &["leaderboard"])["rows"][0]["recognition"]["score"],
+        2 + 3 + 4 + 3
+    );
     assert_eq!(json(home, &["member", "list"]).as_array().unwrap().len(), 1);
 
     ok(home, &["retract", &a]);
     let feed = json(home, &["feed"]);
-    assert_eq!(feed.as_array().unwrap().len(), 3, "the answer is gone, its comment stays");
+    assert_eq!(
+        feed.as_array().unwrap().len(),
+        3,
+        "the answer is gone, its comment stays"
+    );
     assert!(feed.as_array().unwrap().iter().all(|i| i["id"] != a));
-    assert_eq!(json(home, &["show", &a])["item"]["retracted"], true, "history kept");
-    for args in [&["feed"][..], &["leaderboard"], &["show", &q], &["profile"], &["topic", "show"]] {
+    assert_eq!(
+        json(home, &["show", &a])["item"]["retracted"],
+        true,
+        "history kept"
+    );
+    for args in [
+        &["feed"][..],
+        &["leaderboard"],
+        &["show", &q],
+        &["profile"],
+        &["topic", "show"],
+    ] {
         assert!(!ok(home, args).is_empty(), "{args:?} prints text");
     }
 }
@@ -133,16 +227,25 @@ fn wrong_input_gets_one_line_errors_and_loses_nothing() {
         (&["show", "not-hex"], "no contribution"),
         (&["post", "idea"], "needs a title"),
         (&["post", "answer", "--body", "x"], "--parent"),
-        (&["post", "answer", "--body", "x", "--parent", idea], "not a question"),
+        (
+            &["post", "answer", "--body", "x", "--parent", idea],
+            "not a question",
+        ),
         (&["feed", "--topic", "nope"], "no topic matches"),
-        (&["ask", "create", "--title", "t", "--deadline", "someday"], "deadline"),
+        (
+            &["ask", "create", "--title", "t", "--deadline", "someday"],
+            "deadline",
+        ),
         (&["topic", "weights", "--set", "speed=3"], "no weight named"),
         (&["kudos", "nobody", "--note", "hi"], "no member"),
     ];
     for (args, expected) in cases {
         let err = fails(home, args);
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
-        assert!(err.starts_with("error: ") && err.contains(expected), "{args:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(expected),
+            "{args:?}: {err}"
+        );
     }
     // Arguments clap refuses also fail, naming the argument.
     let err = fails(home, &["post", "essay", "--title", "x"]);
@@ -163,7 +266,11 @@ fn an_unreadable_store_is_named() {
     let home = dir.path();
     ok(home, &["init"]);
     std::fs::create_dir_all(home.join("store")).unwrap();
-    std::fs::write(home.join("store").join("conf"), b"\xff\xfenot a sled config").unwrap();
+    std::fs::write(
+        home.join("store").join("conf"),
+        b"\xff\xfenot a sled config",
+    )
+    .unwrap();
     let err = fails(home, &["topic", "list"]);
     assert!(err.starts_with("error: cannot open the store at"), "{err}");
     assert_eq!(err.lines().count(), 1);

@@ -96,7 +96,13 @@ enum Outcome {
 
 /// Reads a stored change: the same envelope as on the wire.
 fn decode_change(key: &[u8], bytes: &[u8]) -> Result<SignedChange> {
-    envelope::decode(bytes).map_err(|e| StoreError::Corrupt { key: hex::encode(key), reason: e.to_string() }.into())
+    envelope::decode(bytes).map_err(|e| {
+        StoreError::Corrupt {
+            key: hex::encode(key),
+            reason: e.to_string(),
+        }
+        .into()
+    })
 }
 
 /// The engine over one store and one member key.
@@ -212,12 +218,13 @@ impl Engine {
         for item in self.backend.scan_from(&log_prefix, &start) {
             let (_, hash) = item?;
             let change_key = layout::key(layout::CHANGE, topic, &[&hash]);
-            let bytes = self.backend.get(&change_key)?.ok_or_else(|| {
-                StoreError::Corrupt {
+            let bytes = self
+                .backend
+                .get(&change_key)?
+                .ok_or_else(|| StoreError::Corrupt {
                     key: hex::encode(&change_key),
                     reason: "logged change missing".into(),
-                }
-            })?;
+                })?;
             let signed = decode_change(&change_key, &bytes)?;
             changes.push(validate::decode(&signed.bytes)?);
         }

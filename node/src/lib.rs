@@ -8,6 +8,7 @@ pub mod error;
 pub mod home;
 pub mod index;
 pub mod local;
+pub mod ops;
 pub mod query;
 pub mod store;
 

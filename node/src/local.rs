@@ -68,12 +68,18 @@ fn check_text(title: Option<&str>, body: Option<&str>, tags: Option<&[String]>) 
 impl Engine {
     /// Makes one change to `doc` and ingests it. Returns the change's hash, or `None` when
     /// the write changed nothing (the value was already so).
-    pub(crate) fn write<F>(&mut self, topic: &TopicId, doc: DocId, f: F) -> Result<Option<ChangeHash>>
+    pub(crate) fn write<F>(
+        &mut self,
+        topic: &TopicId,
+        doc: DocId,
+        f: F,
+    ) -> Result<Option<ChangeHash>>
     where
         F: FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
     {
         let now = self.now();
-        let Some(change) = self.with_doc(topic, &doc, |d| genesis::try_transact(d, now, f))?? else {
+        let Some(change) = self.with_doc(topic, &doc, |d| genesis::try_transact(d, now, f))??
+        else {
             return Ok(None);
         };
         let signed = SignedChange::sign(&self.key, topic, doc, &change);

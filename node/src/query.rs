@@ -11,14 +11,14 @@ use catchment_crdt::membership::Status;
 use catchment_crdt::schema::{Contribution, Endorsement, Kind, Kudos, Profile, Weights};
 use catchment_crdt::views::{credited_to, rank_answers, Recipient, Recognition, Tally};
 use catchment_crdt::{MemberId, TopicId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
 use crate::store::{decode, layout, scan};
 
 /// Who wrote or receives something, as shown to people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Who {
     /// Member id (hex), or for an unclaimed alias, the alias.
     pub id: String,
@@ -41,7 +41,7 @@ impl std::fmt::Display for Who {
 }
 
 /// A topic as listed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TopicSummary {
     /// Id (hex).
     pub id: String,
@@ -56,7 +56,7 @@ pub struct TopicSummary {
 }
 
 /// A contribution as shown in a feed or a thread.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Item {
     /// Id.
     pub id: String,
@@ -85,7 +85,7 @@ pub struct Item {
     /// For a question, its accepted answer; for an answer, whether it is accepted.
     pub accepted: Option<String>,
     /// Shown to admins only: why an admin hid it.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hidden: Option<String>,
     /// Retracted by its author (shown only by `show`).
     pub retracted: bool,
@@ -108,7 +108,7 @@ pub struct FeedFilter {
 
 /// A contribution with its replies: answers ranked (accepted first, then by score), then
 /// comments oldest first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Thread {
     /// The contribution.
     pub item: Item,
@@ -117,7 +117,7 @@ pub struct Thread {
 }
 
 /// One row of the leaderboard.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Standing {
     /// 1-based rank.
     pub rank: usize,
@@ -128,7 +128,7 @@ pub struct Standing {
 }
 
 /// The leaderboard with the weights that made it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Leaderboard {
     /// The score's weights.
     pub weights: Weights,
@@ -137,7 +137,7 @@ pub struct Leaderboard {
 }
 
 /// A member's profile in a topic.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProfileView {
     /// Who.
     pub who: Who,
@@ -156,7 +156,7 @@ pub struct ProfileView {
 }
 
 /// Kudos as shown.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KudosView {
     /// From whom.
     pub from: Who,
