@@ -168,8 +168,12 @@ impl Home {
     }
 }
 
-/// Writes a new file that only its owner may read.
+/// Writes a new file that only its owner may read, whole or not at all: the contents go to a
+/// temporary file first, which is then linked into place (failing if the file exists, so a key
+/// is never overwritten).
 fn write_private(path: &Path, contents: &str) -> Result<(), HomeError> {
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -177,10 +181,12 @@ fn write_private(path: &Path, contents: &str) -> Result<(), HomeError> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).map_err(|e| io_error(path, e))?;
+    let mut file = options.open(&tmp).map_err(|e| io_error(&tmp, e))?;
     file.write_all(contents.as_bytes())
-        .map_err(|e| io_error(path, e))?;
-    file.sync_all().map_err(|e| io_error(path, e))
+        .map_err(|e| io_error(&tmp, e))?;
+    file.sync_all().map_err(|e| io_error(&tmp, e))?;
+    fs::hard_link(&tmp, path).map_err(|e| io_error(path, e))?;
+    fs::remove_file(&tmp).map_err(|e| io_error(&tmp, e))
 }
 
 #[cfg(test)]

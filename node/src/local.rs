@@ -156,7 +156,11 @@ impl Engine {
         match state.status(&me) {
             Some(catchment_crdt::membership::Status::Admitted(role)) => Ok(Some(role)),
             Some(status) => Err(EngineError::NotMember(status.describe())),
-            None => Err(EngineError::NotMember("no admission here".into())),
+            // A role without an admission yet: the first write opens the journal.
+            None => match state.charter_view.roles.get(&me) {
+                Some(role) if !state.charter_view.removed.contains_key(&me) => Ok(Some(*role)),
+                _ => Err(EngineError::NotMember("no admission here".into())),
+            },
         }
     }
 
@@ -179,8 +183,20 @@ impl Engine {
                 DocId::Journal { member, n } if member == me => Some(n),
                 _ => None,
             })
-            .max()
-            .ok_or_else(|| EngineError::NotMember("no journal here".into()))?;
+            .max();
+        let Some(n) = n else {
+            // A role in the charter but no journal yet (topic creation was interrupted, or an
+            // admin gave this member a role): open journal 0 with a role claim.
+            let state = self.state(topic)?;
+            if !state.charter_view.roles.contains_key(&me) {
+                return Err(EngineError::NotMember("no journal here".into()));
+            }
+            let claim = AdmissionClaim::Role {
+                charter_heads: state.charter.get_heads(),
+            };
+            self.start_journal(topic, 0, Some(&claim))?;
+            return Ok(DocId::Journal { member: me, n: 0 });
+        };
         let doc = DocId::Journal { member: me, n };
         if self.with_doc(topic, &doc, |d| journal::entry_count(d))? < JOURNAL_ROLLOVER {
             return Ok(doc);

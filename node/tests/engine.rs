@@ -586,3 +586,27 @@ fn bad_requests_get_errors_that_name_the_problem() {
         1
     );
 }
+
+#[test]
+fn an_interrupted_topic_creation_recovers_on_the_next_write() {
+    let mut a = node("Ada");
+    // Only the genesis reached the store (as if the process died right after it).
+    let key = catchment_crdt::Keypair::from_bytes(
+        &Home::open(&a.path).unwrap().keypair().unwrap().to_bytes(),
+    );
+    let (topic, _, genesis) =
+        catchment_crdt::genesis::create_topic(&key, "Half made", 1_000).unwrap();
+    a.engine.ingest(&topic, vec![genesis]).unwrap();
+    let idea = a
+        .engine
+        .post(&topic, Kind::Idea, draft("still works", ""))
+        .unwrap();
+    assert_eq!(
+        a.engine.feed(&topic, &FeedFilter::default()).unwrap()[0].id,
+        idea
+    );
+    assert!(matches!(
+        a.engine.members(&topic).unwrap()[0].1,
+        Status::Admitted(Role::Admin)
+    ));
+}
