@@ -44,7 +44,10 @@ where
         .transact_with(|_| CommitOptions::default().with_time(time), f)
         .map_err(|failure| failure.error)?;
     match done.hash {
-        Some(hash) => doc.get_change_by_hash(&hash).map(Some).ok_or(AutomergeError::Fail),
+        Some(hash) => doc
+            .get_change_by_hash(&hash)
+            .map(Some)
+            .ok_or(AutomergeError::Fail),
         None => Ok(None),
     }
 }

@@ -41,6 +41,32 @@ pub struct TopicRecord {
     pub id: TopicId,
     /// When this node learned of it.
     pub added: i64,
+    /// The topic key (gossip name, sync tag, payload sealing), known to members only: made
+    /// where the topic was created, taken from the invite where it was joined. `None` for a
+    /// topic known only from changes that arrived, or created before topics had keys: such a
+    /// topic has no key until an invite brings it (see `crate::topic_key`).
+    pub key: Option<[u8; 32]>,
+}
+
+/// The record written before topics had keys.
+#[derive(Deserialize)]
+struct TopicRecordV0 {
+    id: TopicId,
+    added: i64,
+}
+
+impl TopicRecord {
+    /// Reads a stored record, including one written before topics had keys.
+    pub(crate) fn decode(key: &[u8], bytes: &[u8]) -> Result<Self, StoreError> {
+        decode(key, bytes).or_else(|e| match decode::<TopicRecordV0>(key, bytes) {
+            Ok(old) => Ok(TopicRecord {
+                id: old.id,
+                added: old.added,
+                key: None,
+            }),
+            Err(_) => Err(e),
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -111,6 +137,8 @@ pub struct Engine {
     pub(crate) key: Keypair,
     pub(crate) me: MemberId,
     pub(crate) topics: HashMap<TopicId, TopicState>,
+    /// Changes accepted since the last [`Engine::take_accepted`], for gossip and events.
+    accepted: Vec<(TopicId, SignedChange)>,
     clock: Box<dyn Fn() -> i64 + Send>,
 }
 
@@ -131,6 +159,7 @@ impl Engine {
             key,
             me,
             topics: HashMap::new(),
+            accepted: Vec::new(),
             clock: Box::new(system_now),
         }
     }
@@ -165,8 +194,7 @@ impl Engine {
         let mut out = Vec::new();
         for item in scan(self.backend(), &[layout::TOPIC]) {
             let (k, v) = item?;
-            let record: TopicRecord = decode(&k, &v)?;
-            out.push(record.id);
+            out.push(TopicRecord::decode(&k, &v)?.id);
         }
         Ok(out)
     }
@@ -341,6 +369,7 @@ impl Engine {
                 encode(&TopicRecord {
                     id: *topic,
                     added: self.now(),
+                    key: None,
                 }),
             );
             self.backend.write(batch)?;
@@ -521,7 +550,16 @@ impl Engine {
             self.topics.remove(topic);
             return Err(e);
         }
+        if self.accepted.len() < MAX_PENDING {
+            self.accepted.push((*topic, signed.clone()));
+        }
         Ok(Outcome::Accepted(hash))
+    }
+
+    /// The changes accepted (made here or received) since the last call, oldest first; at most
+    /// [`MAX_PENDING`] are kept between calls.
+    pub fn take_accepted(&mut self) -> Vec<(TopicId, SignedChange)> {
+        std::mem::take(&mut self.accepted)
     }
 
     /// Every stored signed change of a topic, in log order per document.

@@ -1,6 +1,7 @@
 //! The engine's errors, in the user's terms.
 
 use catchment_crdt::validate::Rejection;
+use catchment_protocol::invite::InviteError;
 use thiserror::Error;
 
 use crate::store::StoreError;
@@ -44,6 +45,30 @@ pub enum EngineError {
     /// This node's member is not (or no longer) a member.
     #[error("you are not a member of this topic ({0})")]
     NotMember(String),
+    /// The invite string is not a usable invite; says which way it is wrong.
+    #[error(transparent)]
+    BadInvite(#[from] InviteError),
+    /// The invite's expiry has passed by this node's clock.
+    #[error("this invite expired on {0} (UTC): ask an admin of the topic for a new one")]
+    InviteExpired(String),
+    /// An admin revoked the invite.
+    #[error("this invite was revoked by an admin of the topic: ask for a new one")]
+    InviteRevoked,
+    /// This node's member is in the topic already.
+    #[error("you are already in this topic ({0})")]
+    AlreadyMember(String),
+    /// No invite matches.
+    #[error("no invite {0:?} issued here or used by a member (see `catchment invite list`)")]
+    UnknownInvite(String),
+    /// Several invites match.
+    #[error("{0:?} matches several invites: give more of its id")]
+    AmbiguousInvite(String),
+    /// The topic's charter is neither here nor in the invite.
+    #[error(
+        "this invite does not carry the topic's charter (it was too large to fit) and no peer \
+         has sent it yet: join again once a member of the topic is reachable"
+    )]
+    CharterMissing,
     /// The request itself is wrong.
     #[error("{0}")]
     BadInput(String),

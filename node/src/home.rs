@@ -14,6 +14,9 @@ use thiserror::Error;
 const KEY_FILE: &str = "member.key";
 const CONFIG_FILE: &str = "config.toml";
 const STORE_DIR: &str = "store";
+const DEVICE_KEY_FILE: &str = "device.key";
+const TOKEN_FILE: &str = "api.token";
+const ENDPOINT_FILE: &str = "api.json";
 
 /// A problem with the data directory.
 #[derive(Debug, Error)]
@@ -60,6 +63,15 @@ pub struct Config {
     pub name: String,
     /// A line about this member.
     pub about: String,
+}
+
+/// Where a running node's local API listens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The API's port on 127.0.0.1.
+    pub port: u16,
+    /// The node's process id.
+    pub pid: u32,
 }
 
 /// An initialised data directory.
@@ -143,6 +155,56 @@ impl Home {
         hex::decode_to_slice(text.trim(), &mut secret)
             .map_err(|_| HomeError::BadKey(path.display().to_string()))?;
         Ok(Keypair::from_bytes(&secret))
+    }
+
+    /// The device's transport key (32 secret bytes), separate from the member key so that the
+    /// network layer does not reveal who is a member. Made on first use.
+    pub fn device_key(&self) -> Result<[u8; 32], HomeError> {
+        self.secret_file(DEVICE_KEY_FILE)
+    }
+
+    /// The local API's token, made on first use; the file is readable by its owner only.
+    pub fn api_token(&self) -> Result<String, HomeError> {
+        Ok(hex::encode(self.secret_file(TOKEN_FILE)?))
+    }
+
+    fn secret_file(&self, name: &str) -> Result<[u8; 32], HomeError> {
+        let path = self.dir.join(name);
+        if !path.exists() {
+            let mut secret = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+            match write_private(&path, &format!("{}\n", hex::encode(secret))) {
+                Ok(()) => {}
+                // Another process made it first: read theirs.
+                Err(_) if path.exists() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let text = fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
+        let mut secret = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut secret)
+            .map_err(|_| HomeError::BadKey(path.display().to_string()))?;
+        Ok(secret)
+    }
+
+    /// Records where the running node's API listens.
+    pub fn write_endpoint(&self, endpoint: &Endpoint) -> Result<(), HomeError> {
+        let path = self.dir.join(ENDPOINT_FILE);
+        let tmp = self.dir.join(format!("{ENDPOINT_FILE}.tmp"));
+        let text = serde_json::to_string(endpoint).expect("endpoint serialises");
+        fs::write(&tmp, text).map_err(|e| io_error(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| io_error(&path, e))
+    }
+
+    /// Where a running node's API listens, if one said so.
+    pub fn endpoint(&self) -> Option<Endpoint> {
+        let text = fs::read_to_string(self.dir.join(ENDPOINT_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Forgets the endpoint (the node stopped).
+    pub fn clear_endpoint(&self) {
+        let _ = fs::remove_file(self.dir.join(ENDPOINT_FILE));
     }
 
     /// The config.

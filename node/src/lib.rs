@@ -3,14 +3,20 @@
 
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod engine;
 pub mod error;
 pub mod home;
 pub mod index;
+pub mod invites;
 pub mod local;
+pub mod net;
 pub mod ops;
 pub mod query;
+pub mod runtime;
 pub mod store;
+pub mod sync;
+pub mod topic_key;
 
 pub use engine::{Engine, Ingested};
 pub use error::{EngineError, Result};

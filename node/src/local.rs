@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use automerge::transaction::Transaction;
 use automerge::{AutomergeError, ChangeHash};
+use catchment_crdt::membership::Status;
 use catchment_crdt::schema::{
     normalise_tags, AdmissionClaim, Ask, Contribution, Draft, Edit, Kind, Profile, Role, Weights,
     MAX_BODY, MAX_NAME, MAX_TAG, MAX_TAGS, MAX_TITLE,
@@ -117,6 +118,8 @@ impl Engine {
         }
         let now = self.now();
         let (topic, _, genesis_change) = genesis::create_topic(&self.key, name, now)?;
+        // The topic key is recorded before the genesis, so a stored topic made here has one.
+        self.add_topic_with_key(&topic, crate::topic_key::generate())?;
         self.ingest_local(&topic, genesis_change)?;
         let claim = AdmissionClaim::Role {
             charter_heads: vec![topic.genesis_hash()],
@@ -142,7 +145,7 @@ impl Engine {
         Ok(())
     }
 
-    fn journal0(&self) -> DocId {
+    pub(crate) fn journal0(&self) -> DocId {
         DocId::Journal {
             member: self.me,
             n: 0,
@@ -154,7 +157,7 @@ impl Engine {
         let me = self.me;
         let state = self.state(topic)?;
         match state.status(&me) {
-            Some(catchment_crdt::membership::Status::Admitted(role)) => Ok(Some(role)),
+            Some(Status::Admitted(role)) => Ok(Some(role)),
             Some(status) => Err(EngineError::NotMember(status.describe())),
             // A role without an admission yet: the first write opens the journal.
             None => match state.charter_view.roles.get(&me) {
@@ -164,7 +167,7 @@ impl Engine {
         }
     }
 
-    fn require_admin(&mut self, topic: &TopicId, action: &'static str) -> Result<()> {
+    pub(crate) fn require_admin(&mut self, topic: &TopicId, action: &'static str) -> Result<()> {
         let me = self.me;
         self.require_member(topic)?;
         if !self.state(topic)?.charter_view.is_admin(&me) {
@@ -516,8 +519,25 @@ impl Engine {
         if *member == self.me {
             return Err(bad("you cannot remove yourself"));
         }
-        if !self.state(topic)?.admissions.contains_key(member) {
-            return Err(EngineError::UnknownMember(member.short()));
+        // Only an admitted member is removed: a removal keeps what it wrote visible, which a
+        // quarantined or refused member's journals must not become.
+        match self.state(topic)?.status(member) {
+            Some(Status::Admitted(_)) => {}
+            None => return Err(EngineError::UnknownMember(member.short())),
+            Some(Status::Quarantined(_)) => {
+                return Err(bad(format!(
+                    "{} waits for an admin's decision: refuse the admission instead \
+                     (`catchment member refuse`)",
+                    member.short()
+                )))
+            }
+            Some(status) => {
+                return Err(bad(format!(
+                    "{} is already {}",
+                    member.short(),
+                    status.describe()
+                )))
+            }
         }
         let mut pins = BTreeMap::new();
         for doc in self.doc_ids(topic)? {
@@ -530,60 +550,5 @@ impl Engine {
             charter::remove_member(tx, member, &pins, &me, at)
         })?;
         Ok(())
-    }
-}
-
-impl Engine {
-    /// Issues an invite (admins): a grant signed by this member, and the invite's secret key.
-    pub fn create_invite(
-        &mut self,
-        topic: &TopicId,
-        role: Role,
-        expires: Option<i64>,
-        uses: Option<u32>,
-    ) -> Result<(catchment_crdt::invite::Grant, catchment_crdt::Keypair)> {
-        self.require_admin(topic, "create invites")?;
-        if uses == Some(0) {
-            return Err(bad("an invite needs at least one use"));
-        }
-        let now = self.now();
-        if expires.is_some_and(|e| e <= now) {
-            return Err(bad("the expiry must be in the future"));
-        }
-        let heads = self.state(topic)?.charter.get_heads();
-        Ok(catchment_crdt::invite::Grant::issue(
-            &self.key, *topic, role, expires, uses, now, heads,
-        ))
-    }
-
-    /// Joins a topic with an invite: this member's journal 0 opens with the admission proof.
-    /// The topic's charter (at least up to the heads the grant names) must be here.
-    pub fn join(
-        &mut self,
-        grant: &catchment_crdt::invite::Grant,
-        invite_key: &catchment_crdt::Keypair,
-        profile: &Profile,
-    ) -> Result<TopicId> {
-        let topic = grant.topic;
-        grant.verify().map_err(|e| bad(e.to_string()))?;
-        if invite_key.member_id() != grant.invite {
-            return Err(bad("the invite's secret does not match its grant"));
-        }
-        let me = self.me;
-        if self.state(&topic)?.admissions.contains_key(&me) {
-            return Err(bad("you are already a member of this topic"));
-        }
-        let proof = catchment_crdt::invite::prove_admission(invite_key, &topic, &self.me);
-        let claim = AdmissionClaim::Invite {
-            grant: grant.to_bytes(),
-            proof: proof.to_vec(),
-        };
-        self.start_journal(&topic, 0, Some(&claim))?;
-        if !profile.name.is_empty() || !profile.about.is_empty() {
-            self.write(&topic, self.journal0(), |tx| {
-                journal::set_profile(tx, profile)
-            })?;
-        }
-        Ok(topic)
     }
 }

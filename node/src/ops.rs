@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use catchment_crdt::charter::Decision;
 use catchment_crdt::membership::Status;
 use catchment_crdt::schema::{Ask, Draft, Edit, Kind, Profile, Role, Weights};
 use catchment_crdt::TopicId;
@@ -187,6 +188,63 @@ pub enum Request {
         /// New role.
         role: Role,
     },
+    /// Remove a member (admins): what it wrote so far stays, anything later is refused.
+    MemberRemove {
+        /// Topic.
+        topic: Option<String>,
+        /// Member.
+        member: String,
+    },
+    /// Admissions waiting for an admin's decision, with the reason.
+    MemberPending {
+        /// Topic.
+        topic: Option<String>,
+    },
+    /// Admit a quarantined (or refused) admission (admins).
+    MemberAdmit {
+        /// Topic.
+        topic: Option<String>,
+        /// Member.
+        member: String,
+    },
+    /// Refuse a quarantined admission (admins).
+    MemberRefuse {
+        /// Topic.
+        topic: Option<String>,
+        /// Member.
+        member: String,
+    },
+    /// Issue an invite (admins); the response carries the invite string.
+    InviteCreate {
+        /// Topic.
+        topic: Option<String>,
+        /// The role it gives.
+        role: Role,
+        /// Expiry (ms since the epoch); `None` never expires.
+        expires: Option<i64>,
+        /// How many members it admits; `None` for no limit.
+        uses: Option<u32>,
+        /// Where this node can be reached (multiaddrs), carried in the invite.
+        #[serde(default)]
+        addresses: Vec<String>,
+    },
+    /// The invites issued here, with how many members used each.
+    InviteList {
+        /// Topic.
+        topic: Option<String>,
+    },
+    /// Revoke an invite (admins).
+    InviteRevoke {
+        /// Topic.
+        topic: Option<String>,
+        /// Invite id or a unique prefix.
+        invite: String,
+    },
+    /// Join a topic with an invite string.
+    Join {
+        /// The invite string (`catchment1...`).
+        invite: String,
+    },
 }
 
 impl Request {
@@ -203,6 +261,8 @@ impl Request {
                 | Request::Show { .. }
                 | Request::Leaderboard { .. }
                 | Request::MemberList { .. }
+                | Request::MemberPending { .. }
+                | Request::InviteList { .. }
         ) && !matches!(self, Request::Weights { set, .. } if set.is_empty())
     }
 }
@@ -241,6 +301,13 @@ fn topic(engine: &mut Engine, typed: &Option<String>) -> Result<TopicId> {
 
 fn to_value<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).expect("views always serialise")
+}
+
+/// Admits or refuses a member's admission; the response names the member and its standing.
+fn decide(engine: &mut Engine, topic: &TopicId, typed: &str, decision: Decision) -> Result<Value> {
+    let member = engine.resolve_member(topic, typed)?;
+    let status = engine.decide(topic, &member, decision)?;
+    Ok(json!({ "member": engine.who(topic, &member)?, "status": status.describe() }))
 }
 
 /// Carries out a request. Writes are not flushed here: the caller commits (once per request,
@@ -476,6 +543,71 @@ pub fn execute(engine: &mut Engine, home: &Home, request: Request) -> Result<Val
             let member = engine.resolve_member(&topic, &member)?;
             engine.set_role(&topic, &member, role)?;
             json!({ "member": engine.who(&topic, &member)?, "role": role })
+        }
+        Request::MemberRemove { topic: t, member } => {
+            let topic = topic(engine, &t)?;
+            let member = engine.resolve_member(&topic, &member)?;
+            engine.remove_member(&topic, &member)?;
+            json!({ "member": engine.who(&topic, &member)? })
+        }
+        Request::MemberPending { topic: t } => {
+            let topic = topic(engine, &t)?;
+            to_value(&engine.pending_admissions(&topic)?)
+        }
+        Request::MemberAdmit { topic: t, member } => {
+            let topic = topic(engine, &t)?;
+            decide(engine, &topic, &member, Decision::Admit)?
+        }
+        Request::MemberRefuse { topic: t, member } => {
+            let topic = topic(engine, &t)?;
+            decide(engine, &topic, &member, Decision::Refuse)?
+        }
+        Request::InviteCreate {
+            topic: t,
+            role,
+            expires,
+            uses,
+            addresses,
+        } => {
+            let topic = topic(engine, &t)?;
+            let new = engine.issue_invite(&topic, role, expires, uses, &addresses)?;
+            json!({
+                "invite": new.text,
+                "id": new.issued.invite.to_hex(),
+                "short": new.issued.invite.short(),
+                "topic": topic.to_hex(),
+                "name": engine.charter(&topic)?.name,
+                "role": role,
+                "expires": expires,
+                "uses": uses,
+                "carries_charter": new.carries_charter,
+            })
+        }
+        Request::InviteList { topic: t } => {
+            let topic = topic(engine, &t)?;
+            to_value(&engine.invites(&topic)?)
+        }
+        Request::InviteRevoke { topic: t, invite } => {
+            let topic = topic(engine, &t)?;
+            let (invite, kept) = engine.revoke_invite(&topic, &invite)?;
+            json!({ "id": invite.to_hex(), "short": invite.short(), "kept": kept.len() })
+        }
+        Request::Join { invite } => {
+            let config = home
+                .config()
+                .map_err(|e| EngineError::BadInput(e.to_string()))?;
+            let profile = Profile {
+                name: config.name,
+                about: config.about,
+            };
+            let topic = engine.join_invite(&invite, &profile)?;
+            let me = engine.me();
+            let status = engine.standing(&topic, &me)?;
+            json!({
+                "id": topic.to_hex(),
+                "name": engine.charter(&topic)?.name,
+                "status": status.map(|s| s.describe()),
+            })
         }
     })
 }

@@ -194,6 +194,11 @@ pub mod layout {
     pub const SNAPSHOT: u8 = b's';
     /// `d` + topic + doc: the document's log length.
     pub const DOC: u8 = b'd';
+    /// `p` + topic + peer id: addresses of a peer that served the topic.
+    pub const PEER: u8 = b'p';
+    /// `i` + topic + invite key: an invite this node issued (never its secret). Local, not
+    /// derived: a rebuild of the index keeps it.
+    pub const INVITE: u8 = b'i';
     /// Index: `C` + topic + contribution id: the contribution as last read.
     pub const CONTRIBUTION: u8 = b'C';
     /// Index: `F` + topic + inverted creation time + id: the feed, newest first.

@@ -17,6 +17,8 @@ use catchment_crdt::{DocId, SignedChange};
 
 /// The envelope version this code writes.
 pub const VERSION: u8 = 1;
+/// The largest envelope [`decode`] reads: the largest change plus room for the frame.
+pub const MAX_ENVELOPE_BYTES: usize = MAX_CHANGE_BYTES + 128;
 
 /// Why bytes are not an envelope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,7 +54,7 @@ pub fn encode(change: &SignedChange) -> Vec<u8> {
 
 /// Decodes a signed change's envelope.
 pub fn decode(bytes: &[u8]) -> Result<SignedChange, EnvelopeError> {
-    if bytes.len() > MAX_CHANGE_BYTES + 128 {
+    if bytes.len() > MAX_ENVELOPE_BYTES {
         return Err(EnvelopeError::TooLarge(bytes.len()));
     }
     let (&version, rest) = bytes.split_first().ok_or(EnvelopeError::Empty)?;

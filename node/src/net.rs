@@ -1,0 +1,172 @@
+//! The libp2p side of a node: the transport key, the swarm's behaviours, and the sync
+//! protocol's framing.
+//!
+//! The swarm runs on the device's own transport key, never the member key, so that the network
+//! layer does not reveal who is a member. Behaviours: identify, ping, gossipsub (signed by the
+//! transport key, manual validation, message id = hash of the sealed payload), a
+//! request-response protocol for sync sessions, and mDNS (optional). DHT, relay and hole
+//! punching join this struct when reaching beyond the LAN.
+
+use std::io;
+use std::time::Duration;
+
+use futures::{AsyncReadExt, AsyncWriteExt};
+use libp2p::swarm::{behaviour::toggle::Toggle, NetworkBehaviour};
+use libp2p::{gossipsub, identify, identity, mdns, ping, request_response, StreamProtocol};
+use sha2::{Digest, Sha256};
+
+/// The sync protocol's name.
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/catchment/sync/1");
+/// The identify protocol's name.
+pub const IDENTIFY_PROTOCOL: &str = "/catchment/id/1";
+/// The largest sync request accepted.
+pub const MAX_REQUEST: usize = 256 * 1024;
+/// The largest sync response accepted.
+pub const MAX_RESPONSE: usize = 4 * 1024 * 1024;
+/// The largest gossip message.
+pub const MAX_GOSSIP: usize = 300 * 1024;
+
+/// All the behaviours of a node's swarm.
+#[derive(NetworkBehaviour)]
+#[behaviour(to_swarm = "BehaviourEvent")]
+pub struct Behaviour {
+    /// Learns peers' addresses and protocols.
+    pub identify: identify::Behaviour,
+    /// Keeps liveness.
+    pub ping: ping::Behaviour,
+    /// Pushes new changes at once.
+    pub gossipsub: gossipsub::Behaviour,
+    /// Sync sessions (anti-entropy).
+    pub sync: request_response::Behaviour<SyncCodec>,
+    /// Finds peers on the LAN.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+/// What the behaviours report to the event loop.
+#[derive(Debug)]
+pub enum BehaviourEvent {
+    /// From identify.
+    Identify(identify::Event),
+    /// From ping.
+    Ping(ping::Event),
+    /// From gossipsub.
+    Gossipsub(gossipsub::Event),
+    /// From the sync protocol.
+    Sync(request_response::Event<Vec<u8>, Vec<u8>>),
+    /// From mDNS.
+    Mdns(mdns::Event),
+}
+
+macro_rules! from_event {
+    ($($variant:ident: $event:ty),* $(,)?) => {
+        $(impl From<$event> for BehaviourEvent {
+            fn from(event: $event) -> Self {
+                BehaviourEvent::$variant(event)
+            }
+        })*
+    };
+}
+
+from_event! {
+    Identify: identify::Event,
+    Ping: ping::Event,
+    Gossipsub: gossipsub::Event,
+    Sync: request_response::Event<Vec<u8>, Vec<u8>>,
+    Mdns: mdns::Event,
+}
+
+impl Behaviour {
+    /// Builds the behaviours for a transport key.
+    pub fn new(key: &identity::Keypair, mdns_on: bool) -> io::Result<Self> {
+        let peer_id = key.public().to_peer_id();
+        let gossip_config = gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(Duration::from_millis(700))
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validate_messages()
+            .max_transmit_size(MAX_GOSSIP)
+            .message_id_fn(|message| {
+                gossipsub::MessageId::from(Sha256::digest(&message.data)[..20].to_vec())
+            })
+            .build()
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        let gossipsub =
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), gossip_config)
+                .map_err(io::Error::other)?;
+        let sync = request_response::Behaviour::new(
+            [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+        );
+        let mdns = if mdns_on {
+            Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
+        } else {
+            None
+        };
+        Ok(Behaviour {
+            identify: identify::Behaviour::new(identify::Config::new(
+                IDENTIFY_PROTOCOL.into(),
+                key.public(),
+            )),
+            ping: ping::Behaviour::new(ping::Config::new()),
+            gossipsub,
+            sync,
+            mdns: mdns.into(),
+        })
+    }
+}
+
+/// Frames sync messages as a u32 length and the bytes, with size limits; the messages
+/// themselves are `catchment_protocol::sync`'s.
+#[derive(Debug, Clone, Default)]
+pub struct SyncCodec;
+
+async fn read_frame<T: futures::AsyncRead + Unpin + Send>(io: &mut T, max: usize) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    io.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > max {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("sync frame of {len} bytes is over {max}")));
+    }
+    let mut buf = vec![0u8; len];
+    io.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+async fn write_frame<T: futures::AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> io::Result<()> {
+    io.write_all(&(bytes.len() as u32).to_be_bytes()).await?;
+    io.write_all(bytes).await?;
+    io.close().await
+}
+
+impl request_response::Codec for SyncCodec {
+    type Protocol = StreamProtocol;
+    type Request = Vec<u8>;
+    type Response = Vec<u8>;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        read_frame(io, MAX_REQUEST).await
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+    where
+        T: futures::AsyncRead + Unpin + Send,
+    {
+        read_frame(io, MAX_RESPONSE).await
+    }
+
+    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Vec<u8>) -> io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &req).await
+    }
+
+    async fn write_response<T>(&mut self, _: &StreamProtocol, io: &mut T, res: Vec<u8>) -> io::Result<()>
+    where
+        T: futures::AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &res).await
+    }
+}

@@ -1,0 +1,769 @@
+//! The running node: one event loop that owns the engine and the swarm, fed by a bounded
+//! command channel from the local API.
+//!
+//! * Commands from the API are executed in arrival order; those waiting together are committed
+//!   with one flush (group commit) before any of them is answered, so nothing is confirmed
+//!   before it is on disk. New local changes are then gossiped, sealed with the topic key.
+//! * Gossip messages are opened, decoded and ingested through the same validation as local
+//!   changes; the verdict is reported back to gossipsub (accept, reject, or ignore while
+//!   pending), so only valid changes are forwarded.
+//! * Anti-entropy: on every connection, and every `sync_interval`, a session per topic asks
+//!   the peer for its heads (proving membership first), plans what is missing, and pulls it in
+//!   bounded batches until nothing is missing. Both sides do this, so both end complete.
+//! * Peers that served a topic are remembered and redialled with backoff; mDNS finds peers on
+//!   the LAN; the offline switch drops every connection and stops dialling.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use catchment_crdt::TopicId;
+use catchment_protocol::envelope;
+use catchment_protocol::sync::{self as wire, SyncRequest, SyncResponse};
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, TopicHash};
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{identity, mdns, noise, tcp, yamux, PeerId, Swarm};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::api::{self, ApiState};
+use crate::engine::{system_now, Engine, Ingested};
+use crate::home::{Endpoint, Home};
+use crate::net::{Behaviour, BehaviourEvent};
+use crate::ops::{self, Request};
+use crate::store::{decode, encode, layout, scan, Batch, SledBackend};
+
+pub use libp2p::Multiaddr;
+
+/// Commands waiting for the event loop; a full channel makes API callers wait.
+const COMMAND_QUEUE: usize = 256;
+/// Sync rounds per session before it stops (the next tick resumes).
+const MAX_ROUNDS: u32 = 64;
+/// The most bytes of changes asked for in one response.
+const BATCH_BYTES: u32 = 1024 * 1024;
+/// Longest wait between redials of a remembered peer.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// How to run a node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Swarm listen addresses.
+    pub listen: Vec<Multiaddr>,
+    /// The API's port on 127.0.0.1 (0: any free port).
+    pub api_port: u16,
+    /// Find peers on the LAN with mDNS.
+    pub mdns: bool,
+    /// Addresses to dial at start.
+    pub dial: Vec<Multiaddr>,
+    /// How often anti-entropy runs with each connected peer.
+    pub sync_interval: Duration,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            listen: vec!["/ip4/0.0.0.0/tcp/0".parse().expect("valid"), "/ip4/0.0.0.0/udp/0/quic-v1".parse().expect("valid")],
+            api_port: 0,
+            mdns: true,
+            dial: Vec::new(),
+            sync_interval: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Requests about the network, answered by the running node only.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum NetRequest {
+    /// Per topic: peers, when each was last in sync, whether heads agree.
+    Status,
+    /// Connected and remembered peers.
+    Peers,
+    /// Drop all connections and stop dialling (`true`), or reconnect (`false`).
+    Offline {
+        /// The switch.
+        on: bool,
+    },
+    /// Dial an address.
+    Dial {
+        /// A multiaddr.
+        address: String,
+    },
+}
+
+/// Something that happened, for the event stream.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A change was accepted.
+    Change {
+        /// Topic id (hex).
+        topic: String,
+        /// Document.
+        doc: String,
+        /// Made on this node (not received).
+        local: bool,
+    },
+    /// A peer connected or left.
+    Peer {
+        /// Peer id.
+        peer: String,
+        /// Connected now.
+        connected: bool,
+    },
+    /// A sync session finished a round with a peer.
+    Sync {
+        /// Peer id.
+        peer: String,
+        /// Topic id (hex).
+        topic: String,
+        /// Our heads equal theirs.
+        in_sync: bool,
+    },
+}
+
+impl Event {
+    /// The event's name in the stream.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Change { .. } => "change",
+            Event::Peer { .. } => "peer",
+            Event::Sync { .. } => "sync",
+        }
+    }
+}
+
+/// A command for the event loop.
+pub enum Command {
+    /// Execute an operation.
+    Call {
+        /// The operation.
+        request: Request,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<Value, String>>,
+    },
+    /// A network request.
+    Network {
+        /// The request.
+        request: NetRequest,
+        /// Where the result goes.
+        reply: oneshot::Sender<Result<Value, String>>,
+    },
+}
+
+/// What this node knows of a peer's copy of a topic.
+#[derive(Debug, Clone, Default)]
+struct TopicSync {
+    /// Their heads at the last exchange.
+    theirs: Vec<wire::DocHeads>,
+    /// When a session last found nothing missing.
+    last_sync: Option<i64>,
+    /// Rounds in the current session.
+    rounds: u32,
+    /// The peer refused us (not a member there, or does not know us yet).
+    refused: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct PeerState {
+    addresses: Vec<Multiaddr>,
+    connected: bool,
+    topics: BTreeMap<TopicId, TopicSync>,
+}
+
+#[derive(Debug)]
+struct Backoff {
+    next: Instant,
+    delay: Duration,
+}
+
+struct Runtime {
+    home: Home,
+    engine: Engine,
+    swarm: Swarm<Behaviour>,
+    events: broadcast::Sender<Event>,
+    config: NodeConfig,
+    offline: bool,
+    peers: HashMap<PeerId, PeerState>,
+    requests: HashMap<OutboundRequestId, (PeerId, TopicId)>,
+    subscribed: HashMap<TopicHash, TopicId>,
+    backoff: HashMap<PeerId, Backoff>,
+}
+
+/// Errors that stop a node from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory.
+    #[error(transparent)]
+    Home(#[from] crate::home::HomeError),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// The network.
+    #[error("network: {0}")]
+    Network(String),
+    /// The API's port.
+    #[error("cannot listen for the API on 127.0.0.1:{port}: {reason}")]
+    Api {
+        /// The port.
+        port: u16,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Runs a node until `shutdown` resolves; flushes the store before returning.
+pub async fn run(home: Home, config: NodeConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), StartError> {
+    let backend = SledBackend::open(&home.store_dir())?;
+    let engine = Engine::open(Box::new(backend), home.keypair()?);
+    let device = identity::Keypair::ed25519_from_bytes(home.device_key()?)
+        .map_err(|e| StartError::Network(e.to_string()))?;
+    let mdns_on = config.mdns;
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(device)
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .map_err(|e| StartError::Network(e.to_string()))?
+        .with_quic()
+        .with_behaviour(|key| {
+            Behaviour::new(key, mdns_on).map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+        })
+        .map_err(|e| StartError::Network(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    for address in &config.listen {
+        swarm.listen_on(address.clone()).map_err(|e| StartError::Network(format!("listen on {address}: {e}")))?;
+    }
+
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], config.api_port)))
+        .await
+        .map_err(|e| StartError::Api { port: config.api_port, reason: e.to_string() })?;
+    let port = listener.local_addr().map_err(|e| StartError::Api { port: config.api_port, reason: e.to_string() })?.port();
+    let (commands, mut inbox) = mpsc::channel(COMMAND_QUEUE);
+    let (events, _) = broadcast::channel(1024);
+    let state = Arc::new(ApiState { commands, events: events.clone(), token: home.api_token()?, port });
+    let api = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, api::router(state)).await {
+            warn!(error = %e, "the local API stopped");
+        }
+    });
+    home.write_endpoint(&Endpoint { port, pid: std::process::id() })?;
+    info!(member = %home.keypair()?.member_id().short(), peer = %swarm.local_peer_id(), api = %format!("http://127.0.0.1:{port}"), "node running");
+
+    let mut runtime = Runtime {
+        home,
+        engine,
+        swarm,
+        events,
+        config,
+        offline: false,
+        peers: HashMap::new(),
+        requests: HashMap::new(),
+        subscribed: HashMap::new(),
+        backoff: HashMap::new(),
+    };
+    runtime.subscribe_all();
+    runtime.load_remembered();
+    for address in runtime.config.dial.clone() {
+        runtime.dial(address);
+    }
+
+    let mut sync_tick = tokio::time::interval(runtime.config.sync_interval);
+    sync_tick.tick().await;
+    let mut dial_tick = tokio::time::interval(Duration::from_secs(2));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            Some(command) = inbox.recv() => {
+                let mut batch = vec![command];
+                while let Ok(more) = inbox.try_recv() {
+                    batch.push(more);
+                }
+                runtime.handle_commands(batch);
+            }
+            event = runtime.swarm.select_next_some() => runtime.handle_swarm(event),
+            _ = sync_tick.tick() => runtime.sync_all(),
+            _ = dial_tick.tick() => runtime.redial(),
+            _ = &mut shutdown => break,
+        }
+    }
+    info!("stopping: flushing the store");
+    if let Err(e) = runtime.engine.commit() {
+        warn!(error = %e, "final flush failed");
+    }
+    runtime.home.clear_endpoint();
+    api.abort();
+    Ok(())
+}
+
+impl Runtime {
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    fn handle_commands(&mut self, batch: Vec<Command>) {
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut wrote = false;
+        for command in batch {
+            match command {
+                Command::Call { request, reply } => {
+                    wrote |= request.writes();
+                    let request = self.fill_in(request);
+                    let result = ops::execute(&mut self.engine, &self.home, request).map_err(|e| e.to_string());
+                    replies.push((reply, result));
+                }
+                Command::Network { request, reply } => {
+                    let result = self.network(request);
+                    replies.push((reply, result));
+                }
+            }
+        }
+        // Group commit: one flush for everything above, before any of it is confirmed.
+        if wrote {
+            if let Err(e) = self.engine.commit() {
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(format!("the store could not flush: {e}")));
+                }
+                return;
+            }
+        }
+        self.publish_local();
+        self.subscribe_all();
+        for (reply, result) in replies {
+            if let Ok(value) = &result {
+                self.dial_invite_addresses(value);
+            }
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Adds what only the running node knows to a request (its addresses, for invites).
+    fn fill_in(&self, request: Request) -> Request {
+        request
+    }
+
+    /// A join's response names the inviter's addresses: dial them.
+    fn dial_invite_addresses(&mut self, value: &Value) {
+        let Some(addresses) = value.get("addresses").and_then(Value::as_array) else { return };
+        let addresses: Vec<Multiaddr> = addresses.iter().filter_map(|a| a.as_str()?.parse().ok()).collect();
+        for address in addresses {
+            self.dial(address);
+        }
+    }
+
+    /// Gossips the changes accepted from local writes.
+    fn publish_local(&mut self) {
+        for (topic, change) in self.engine.take_accepted() {
+            self.emit(Event::Change { topic: topic.to_hex(), doc: change.doc.to_string(), local: true });
+            let Ok(Some(key)) = self.engine.topic_key(&topic) else { continue };
+            let sealed = wire::seal(&key, &envelope::encode(&change));
+            let gossip = IdentTopic::new(wire::gossip_topic(&key));
+            if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(gossip, sealed) {
+                // No peer yet, or one not subscribed yet: anti-entropy brings it to them.
+                debug!(topic = %topic.short(), error = %e, "gossip not sent");
+            }
+        }
+    }
+
+    fn subscribe_all(&mut self) {
+        let Ok(topics) = self.engine.topic_ids() else { return };
+        for topic in topics {
+            let Ok(Some(key)) = self.engine.topic_key(&topic) else { continue };
+            let gossip = IdentTopic::new(wire::gossip_topic(&key));
+            if self.subscribed.contains_key(&gossip.hash()) {
+                continue;
+            }
+            if self.swarm.behaviour_mut().gossipsub.subscribe(&gossip).is_ok() {
+                self.subscribed.insert(gossip.hash(), topic);
+                // A new topic: sync it with everyone connected.
+                let connected: Vec<PeerId> = self.peers.iter().filter(|(_, p)| p.connected).map(|(id, _)| *id).collect();
+                for peer in connected {
+                    self.start_session(peer, topic);
+                }
+            }
+        }
+    }
+
+    fn dial(&mut self, address: Multiaddr) {
+        if self.offline {
+            return;
+        }
+        if let Err(e) = self.swarm.dial(address.clone()) {
+            debug!(%address, error = %e, "dial failed");
+        }
+    }
+
+    fn handle_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+                if self.offline {
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                let state = self.peers.entry(peer_id).or_default();
+                let address = endpoint.get_remote_address().clone();
+                if !state.addresses.contains(&address) && endpoint.is_dialer() {
+                    state.addresses.push(address);
+                }
+                if !state.connected {
+                    state.connected = true;
+                    info!(peer = %peer_id, "peer connected");
+                    self.emit(Event::Peer { peer: peer_id.to_string(), connected: true });
+                }
+                self.backoff.remove(&peer_id);
+                if let Ok(topics) = self.engine.topic_ids() {
+                    for topic in topics {
+                        self.start_session(peer_id, topic);
+                    }
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+                if num_established == 0 {
+                    if let Some(state) = self.peers.get_mut(&peer_id) {
+                        state.connected = false;
+                    }
+                    info!(peer = %peer_id, "peer lost");
+                    self.emit(Event::Peer { peer: peer_id.to_string(), connected: false });
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
+                debug!(%peer, %error, "connection failed");
+                let backoff = self.backoff.entry(peer).or_insert(Backoff { next: Instant::now(), delay: Duration::from_secs(1) });
+                backoff.delay = (backoff.delay * 2).min(MAX_BACKOFF);
+                backoff.next = Instant::now() + backoff.delay;
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, address) in found {
+                    let state = self.peers.entry(peer).or_default();
+                    if !state.addresses.contains(&address) {
+                        state.addresses.push(address.clone());
+                    }
+                    if !state.connected && !self.offline {
+                        debug!(%peer, %address, "found on the LAN");
+                        let _ = self.swarm.dial(address);
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(libp2p::identify::Event::Received { peer_id, info, .. })) => {
+                let state = self.peers.entry(peer_id).or_default();
+                for address in info.listen_addrs {
+                    if !state.addresses.contains(&address) && !is_unspecified(&address) {
+                        state.addresses.push(address);
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message })) => {
+                let verdict = self.gossip_message(&message.topic, &message.data, propagation_source);
+                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &propagation_source, verdict);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.sync_event(event),
+            _ => {}
+        }
+    }
+
+    fn gossip_message(&mut self, topic: &TopicHash, data: &[u8], from: PeerId) -> MessageAcceptance {
+        let Some(topic) = self.subscribed.get(topic).copied() else { return MessageAcceptance::Ignore };
+        let Ok(Some(key)) = self.engine.topic_key(&topic) else { return MessageAcceptance::Ignore };
+        let Ok(plain) = wire::open(&key, data) else { return MessageAcceptance::Reject };
+        let Ok(change) = envelope::decode(&plain) else { return MessageAcceptance::Reject };
+        match self.engine.ingest(&topic, vec![change]) {
+            Ok(report) => {
+                let verdict = self.after_ingest(&topic, &report);
+                if report.pending > 0 && report.accepted.is_empty() && report.rejected.is_empty() && report.duplicates == 0 {
+                    // Something it depends on is missing: ask the sender.
+                    self.start_session(from, topic);
+                }
+                verdict
+            }
+            Err(e) => {
+                warn!(topic = %topic.short(), error = %e, "could not store a gossiped change");
+                MessageAcceptance::Ignore
+            }
+        }
+    }
+
+    /// Commits what a received batch brought, emits events, and says how to treat the gossip.
+    fn after_ingest(&mut self, topic: &TopicId, report: &Ingested) -> MessageAcceptance {
+        if !report.accepted.is_empty() {
+            if let Err(e) = self.engine.commit() {
+                warn!(error = %e, "flush failed");
+            }
+        }
+        for (topic, change) in self.engine.take_accepted() {
+            self.emit(Event::Change { topic: topic.to_hex(), doc: change.doc.to_string(), local: false });
+        }
+        let _ = topic;
+        if !report.rejected.is_empty() {
+            MessageAcceptance::Reject
+        } else if !report.accepted.is_empty() {
+            MessageAcceptance::Accept
+        } else {
+            MessageAcceptance::Ignore
+        }
+    }
+
+    fn start_session(&mut self, peer: PeerId, topic: TopicId) {
+        if self.offline || !self.peers.get(&peer).is_some_and(|p| p.connected) {
+            return;
+        }
+        if let Some(sync) = self.peers.get_mut(&peer).and_then(|p| p.topics.get_mut(&topic)) {
+            sync.rounds = 0;
+        }
+        self.request_heads(peer, topic);
+    }
+
+    fn request_heads(&mut self, peer: PeerId, topic: TopicId) {
+        let Ok(Some(key)) = self.engine.topic_key(&topic) else { return };
+        let me = *self.swarm.local_peer_id();
+        let Ok(proof) = self.engine.proof(&topic, &me.to_bytes(), &peer.to_bytes()) else { return };
+        let request = SyncRequest::Heads { tag: wire::TopicTag::of(&key), proof };
+        self.send(peer, topic, request);
+    }
+
+    fn send(&mut self, peer: PeerId, topic: TopicId, request: SyncRequest) {
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, wire::encode_request(&request));
+        self.requests.insert(id, (peer, topic));
+    }
+
+    fn sync_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
+        let me = *self.swarm.local_peer_id();
+        match event {
+            request_response::Event::Message { peer, message: request_response::Message::Request { request, channel, .. }, .. } => {
+                let response = match wire::decode_request(&request) {
+                    Ok(request) => self.engine.serve(request, &peer.to_bytes(), &me.to_bytes()),
+                    Err(e) => SyncResponse::Refused { reason: e.to_string() },
+                };
+                let _ = self.engine.commit();
+                for (topic, change) in self.engine.take_accepted() {
+                    self.emit(Event::Change { topic: topic.to_hex(), doc: change.doc.to_string(), local: false });
+                }
+                let _ = self.swarm.behaviour_mut().sync.send_response(channel, wire::encode_response(&response));
+            }
+            request_response::Event::Message { peer, message: request_response::Message::Response { request_id, response }, .. } => {
+                let Some((_, topic)) = self.requests.remove(&request_id) else { return };
+                match wire::decode_response(&response) {
+                    Ok(response) => self.sync_response(peer, topic, response),
+                    Err(e) => debug!(%peer, error = %e, "bad sync response"),
+                }
+            }
+            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+                self.requests.remove(&request_id);
+                debug!(%peer, %error, "sync request failed; the next session resumes");
+            }
+            _ => {}
+        }
+    }
+
+    fn sync_response(&mut self, peer: PeerId, topic: TopicId, response: SyncResponse) {
+        match response {
+            SyncResponse::Refused { reason } => {
+                debug!(%peer, topic = %topic.short(), %reason, "peer refused sync");
+                let sync = self.peers.entry(peer).or_default().topics.entry(topic).or_default();
+                sync.refused = Some(reason);
+            }
+            SyncResponse::Heads { docs } => {
+                let wants = match self.engine.plan(&topic, &docs) {
+                    Ok(wants) => wants,
+                    Err(e) => {
+                        warn!(error = %e, "planning a sync failed");
+                        return;
+                    }
+                };
+                let in_sync = self.engine.in_sync(&topic, &docs).unwrap_or(false);
+                let now = system_now();
+                let sync = self.peers.entry(peer).or_default().topics.entry(topic).or_default();
+                sync.theirs = docs;
+                sync.refused = None;
+                if wants.is_empty() {
+                    sync.last_sync = Some(now);
+                    sync.rounds = 0;
+                    self.remember(peer, topic);
+                    self.emit(Event::Sync { peer: peer.to_string(), topic: topic.to_hex(), in_sync });
+                    return;
+                }
+                sync.rounds += 1;
+                if sync.rounds > MAX_ROUNDS {
+                    return;
+                }
+                let Ok(Some(key)) = self.engine.topic_key(&topic) else { return };
+                let me = *self.swarm.local_peer_id();
+                let Ok(proof) = self.engine.proof(&topic, &me.to_bytes(), &peer.to_bytes()) else { return };
+                let request = SyncRequest::Changes { tag: wire::TopicTag::of(&key), proof, wants, max_bytes: BATCH_BYTES };
+                self.send(peer, topic, request);
+            }
+            SyncResponse::Changes { changes, .. } => {
+                match self.engine.receive(&topic, changes) {
+                    Ok(report) => {
+                        self.after_ingest(&topic, &report);
+                        if !report.rejected.is_empty() {
+                            warn!(%peer, rejected = report.rejected.len(), "peer sent changes that do not validate");
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "storing synced changes failed"),
+                }
+                // Ask for heads again: either more is missing, or the session ends in agreement.
+                self.request_heads(peer, topic);
+            }
+        }
+    }
+
+    fn sync_all(&mut self) {
+        let Ok(topics) = self.engine.topic_ids() else { return };
+        let connected: Vec<PeerId> = self.peers.iter().filter(|(_, p)| p.connected).map(|(id, _)| *id).collect();
+        for peer in connected {
+            for topic in &topics {
+                self.start_session(peer, *topic);
+            }
+        }
+    }
+
+    /// Remembers a peer that served a topic, with its addresses.
+    fn remember(&mut self, peer: PeerId, topic: TopicId) {
+        let Some(state) = self.peers.get(&peer) else { return };
+        let addresses: Vec<String> = state.addresses.iter().filter(|a| !is_unspecified(a)).map(|a| a.to_string()).collect();
+        if addresses.is_empty() {
+            return;
+        }
+        let mut batch = Batch::default();
+        batch.put(layout::key(layout::PEER, &topic, &[&peer.to_bytes()]), encode(&addresses));
+        if let Err(e) = self.engine.backend().write(batch) {
+            debug!(error = %e, "could not remember a peer");
+        }
+    }
+
+    fn load_remembered(&mut self) {
+        let Ok(topics) = self.engine.topic_ids() else { return };
+        for topic in topics {
+            let prefix = layout::prefix(layout::PEER, &topic);
+            let entries: Vec<_> = scan(self.engine.backend(), &prefix).filter_map(Result::ok).collect();
+            for (key, value) in entries {
+                let Ok(peer) = PeerId::from_bytes(&key[prefix.len()..]) else { continue };
+                let Ok(addresses) = decode::<Vec<String>>(&key, &value) else { continue };
+                let state = self.peers.entry(peer).or_default();
+                for address in addresses.iter().filter_map(|a| a.parse().ok()) {
+                    if !state.addresses.contains(&address) {
+                        state.addresses.push(address);
+                    }
+                }
+                self.backoff.entry(peer).or_insert(Backoff { next: Instant::now(), delay: Duration::from_secs(1) });
+            }
+        }
+    }
+
+    /// Redials remembered peers whose backoff has passed.
+    fn redial(&mut self) {
+        if self.offline {
+            return;
+        }
+        let now = Instant::now();
+        let due: Vec<PeerId> = self
+            .backoff
+            .iter()
+            .filter(|(peer, b)| b.next <= now && !self.peers.get(peer).is_some_and(|p| p.connected))
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in due {
+            let addresses = self.peers.get(&peer).map(|p| p.addresses.clone()).unwrap_or_default();
+            if addresses.is_empty() {
+                continue;
+            }
+            let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer).addresses(addresses).build();
+            let _ = self.swarm.dial(opts);
+            if let Some(b) = self.backoff.get_mut(&peer) {
+                b.next = now + b.delay;
+                b.delay = (b.delay * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+
+    fn network(&mut self, request: NetRequest) -> Result<Value, String> {
+        match request {
+            NetRequest::Status => self.status(),
+            NetRequest::Peers => {
+                let mut peers: Vec<Value> = self
+                    .peers
+                    .iter()
+                    .map(|(id, p)| {
+                        json!({
+                            "peer": id.to_string(),
+                            "connected": p.connected,
+                            "addresses": p.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+                            "topics": p.topics.keys().map(|t| t.to_hex()).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                peers.sort_by(|a, b| a["peer"].as_str().cmp(&b["peer"].as_str()));
+                let listen: Vec<String> = self.swarm.listeners().map(|a| a.to_string()).collect();
+                Ok(json!({ "me": self.swarm.local_peer_id().to_string(), "listening": listen, "offline": self.offline, "peers": peers }))
+            }
+            NetRequest::Offline { on } => {
+                self.offline = on;
+                if on {
+                    let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                    for peer in connected {
+                        let _ = self.swarm.disconnect_peer_id(peer);
+                    }
+                    info!("offline: connections dropped, not dialling");
+                } else {
+                    info!("online again");
+                    for b in self.backoff.values_mut() {
+                        b.next = Instant::now();
+                        b.delay = Duration::from_secs(1);
+                    }
+                    let known: Vec<PeerId> = self.peers.keys().copied().collect();
+                    for peer in known {
+                        self.backoff.entry(peer).or_insert(Backoff { next: Instant::now(), delay: Duration::from_secs(1) });
+                    }
+                    self.redial();
+                }
+                Ok(json!({ "offline": on }))
+            }
+            NetRequest::Dial { address } => {
+                let address: Multiaddr = address.parse().map_err(|e| format!("not an address {address:?}: {e}"))?;
+                if self.offline {
+                    return Err("the node is offline: `catchment offline off` first".into());
+                }
+                self.swarm.dial(address.clone()).map_err(|e| format!("cannot dial {address}: {e}"))?;
+                Ok(json!({ "dialling": address.to_string() }))
+            }
+        }
+    }
+
+    fn status(&mut self) -> Result<Value, String> {
+        let topics = self.engine.topics().map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        for summary in topics {
+            let Ok(topic) = summary.id.parse::<TopicId>() else { continue };
+            let pending = self.engine.pending_count(&topic).unwrap_or(0);
+            let mut peers = Vec::new();
+            let entries: Vec<(PeerId, bool, TopicSync)> = self
+                .peers
+                .iter()
+                .filter_map(|(id, p)| p.topics.get(&topic).map(|s| (*id, p.connected, s.clone())))
+                .collect();
+            for (peer, connected, sync) in entries {
+                // A real comparison: our heads now against theirs at the last exchange.
+                let agree = sync.refused.is_none() && self.engine.in_sync(&topic, &sync.theirs).unwrap_or(false);
+                peers.push(json!({
+                    "peer": peer.to_string(),
+                    "connected": connected,
+                    "last_sync": sync.last_sync,
+                    "heads_equal": agree,
+                    "refused": sync.refused,
+                }));
+            }
+            out.push(json!({ "topic": summary.id, "name": summary.name, "status": summary.status, "pending": pending, "peers": peers }));
+        }
+        let connected = self.peers.values().filter(|p| p.connected).count();
+        Ok(json!({ "offline": self.offline, "connected": connected, "topics": out }))
+    }
+}
+
+fn is_unspecified(address: &Multiaddr) -> bool {
+    address.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::Ip4(ip) if ip.is_unspecified()))
+}
