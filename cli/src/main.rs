@@ -4,18 +4,20 @@
 //! Reads print for people by default and JSON with `--json`; writes print what they did only
 //! after the store is flushed, so what is confirmed is on disk.
 
+mod client;
 mod render;
 
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use catchment_crdt::schema::{Kind, Role};
-use catchment_node::ops::{self, Request};
-use catchment_node::{Engine, Home, SledBackend};
+use catchment_node::ops::Request;
+use catchment_node::runtime::{NetRequest, NodeConfig};
+use catchment_node::Home;
 use clap::{Args, Parser, Subcommand};
-use serde_json::Value;
+use client::Client;
 
 /// Catchment: a peer-to-peer, local-first catchment for micro-contributions.
 #[derive(Debug, Parser)]
@@ -166,11 +168,57 @@ enum Command {
         #[command(flatten)]
         topic: TopicArg,
     },
+    /// Run the node in the foreground: network, sync and the local API (Ctrl-C stops it).
+    Up(UpArgs),
+    /// Per topic: the peers, when each was last in sync, and whether our heads equal theirs.
+    Status,
+    /// Connected and remembered peers, and this node's addresses.
+    Peers,
+    /// Drop every connection and stop dialling (on), or reconnect (off).
+    Offline {
+        /// on or off.
+        switch: OnOff,
+    },
     /// Members of a topic and their roles.
     Member {
         #[command(subcommand)]
         action: MemberAction,
     },
+    /// Create, list and revoke invites to a topic.
+    Invite {
+        #[command(subcommand)]
+        action: InviteAction,
+    },
+    /// Join a topic with an invite; works with nobody else online.
+    Join {
+        /// The invite string (catchment1...; "-" reads standard input).
+        invite: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Args)]
+struct UpArgs {
+    /// Swarm listen address (repeatable), e.g. /ip4/127.0.0.1/tcp/4001.
+    #[arg(long = "listen", value_name = "MULTIADDR")]
+    listen: Vec<String>,
+    /// The local API's port on 127.0.0.1 (default: any free port).
+    #[arg(long, default_value_t = 0)]
+    api_port: u16,
+    /// Do not look for peers on the LAN with mDNS.
+    #[arg(long)]
+    no_mdns: bool,
+    /// An address to dial at start (repeatable).
+    #[arg(long = "dial", value_name = "MULTIADDR")]
+    dial: Vec<String>,
+    /// Seconds between anti-entropy rounds with each peer.
+    #[arg(long, default_value_t = 30)]
+    sync_interval: u64,
 }
 
 #[derive(Debug, Args)]
@@ -279,6 +327,62 @@ enum MemberAction {
         #[command(flatten)]
         topic: TopicArg,
     },
+    /// Remove a member (admins): what they wrote so far stays, anything later is refused.
+    Remove {
+        /// Member: a key prefix or a display name.
+        member: String,
+        #[command(flatten)]
+        topic: TopicArg,
+    },
+    /// Admissions waiting for an admin's decision (an invite over its limit, or revoked).
+    Pending {
+        #[command(flatten)]
+        topic: TopicArg,
+    },
+    /// Admit a member whose admission waits for a decision (admins).
+    Admit {
+        /// Member: a key prefix or a display name.
+        member: String,
+        #[command(flatten)]
+        topic: TopicArg,
+    },
+    /// Refuse a member whose admission waits for a decision (admins).
+    Refuse {
+        /// Member: a key prefix or a display name.
+        member: String,
+        #[command(flatten)]
+        topic: TopicArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum InviteAction {
+    /// Create an invite (admins): prints the invite string and its QR code.
+    Create {
+        /// The role it gives: member or admin.
+        #[arg(long, default_value = "member")]
+        role: Role,
+        /// When it expires: a duration ("7d", "36h"), a date ("2026-12-31"), or "never".
+        #[arg(long, default_value = "7d")]
+        expires: String,
+        /// How many members it admits (default: no limit); later ones wait for an admin.
+        #[arg(long)]
+        uses: Option<u32>,
+        #[command(flatten)]
+        topic: TopicArg,
+    },
+    /// The invites created on this node, with how many members used each.
+    List {
+        #[command(flatten)]
+        topic: TopicArg,
+    },
+    /// Revoke an invite (admins); members already admitted with it stay.
+    Revoke {
+        /// Invite id (or a unique prefix), as `invite list` shows it.
+        invite: String,
+        #[command(flatten)]
+        topic: TopicArg,
+    },
 }
 
 fn main() -> ExitCode {
@@ -297,25 +401,6 @@ fn main() -> ExitCode {
             eprintln!("error: {}", chain.join(": "));
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Where requests go: the store itself (no node running), or, later, the running node's API.
-struct Client {
-    home: Home,
-}
-
-impl Client {
-    fn call(&self, request: Request) -> Result<Value> {
-        let backend = SledBackend::open(&self.home.store_dir())?;
-        let mut engine = Engine::open(Box::new(backend), self.home.keypair()?);
-        let writes = request.writes();
-        let value = ops::execute(&mut engine, &self.home, request)?;
-        if writes {
-            // Confirm only what is on disk.
-            engine.commit()?;
-        }
-        Ok(value)
     }
 }
 
@@ -367,7 +452,13 @@ fn parse_weights(set: &[String]) -> Result<Vec<(String, i64)>> {
 /// Turns the command line into a request.
 fn request(command: Command) -> Result<Request> {
     Ok(match command {
-        Command::Init { .. } => unreachable!("init needs no store"),
+        Command::Init { .. }
+        | Command::Up(_)
+        | Command::Status
+        | Command::Peers
+        | Command::Offline { .. } => {
+            unreachable!("handled in run")
+        }
         Command::Whoami => Request::Whoami,
         Command::Profile {
             action: Some(ProfileAction::Set { name, about }),
@@ -515,7 +606,119 @@ fn request(command: Command) -> Result<Request> {
             member,
             role,
         },
+        Command::Member {
+            action: MemberAction::Remove { member, topic },
+        } => Request::MemberRemove {
+            topic: topic.topic,
+            member,
+        },
+        Command::Member {
+            action: MemberAction::Pending { topic },
+        } => Request::MemberPending { topic: topic.topic },
+        Command::Member {
+            action: MemberAction::Admit { member, topic },
+        } => Request::MemberAdmit {
+            topic: topic.topic,
+            member,
+        },
+        Command::Member {
+            action: MemberAction::Refuse { member, topic },
+        } => Request::MemberRefuse {
+            topic: topic.topic,
+            member,
+        },
+        Command::Invite {
+            action:
+                InviteAction::Create {
+                    role,
+                    expires,
+                    uses,
+                    topic,
+                },
+        } => {
+            let now = catchment_node::engine::system_now();
+            Request::InviteCreate {
+                topic: topic.topic,
+                role,
+                expires: parse_expiry(&expires, now)?,
+                uses,
+                // TODO: no addresses yet: the running node's API should fill in where it
+                // listens, so that the joiner can dial the inviter.
+                addresses: Vec::new(),
+            }
+        }
+        Command::Invite {
+            action: InviteAction::List { topic },
+        } => Request::InviteList { topic: topic.topic },
+        Command::Invite {
+            action: InviteAction::Revoke { invite, topic },
+        } => Request::InviteRevoke {
+            topic: topic.topic,
+            invite,
+        },
+        Command::Join { invite } => Request::Join {
+            invite: read_body(invite)?,
+        },
     })
+}
+
+/// An invite's expiry: a duration or a date as for an ask's deadline, or "never".
+fn parse_expiry(text: &str, now: i64) -> Result<Option<i64>> {
+    if matches!(text.trim(), "never" | "none") {
+        return Ok(None);
+    }
+    parse_deadline(text, now).map(Some).map_err(|_| {
+        anyhow!("--expires {text:?} is not a duration (7d, 36h), a date (2026-12-31) or \"never\"")
+    })
+}
+
+fn parse_addresses(list: &[String]) -> Result<Vec<catchment_node::runtime::Multiaddr>> {
+    list.iter()
+        .map(|a| a.parse().map_err(|e| anyhow!("not a multiaddr {a:?}: {e}")))
+        .collect()
+}
+
+/// Runs the node until Ctrl-C or SIGTERM.
+fn up(home: Home, args: UpArgs) -> Result<()> {
+    let mut config = NodeConfig {
+        mdns: !args.no_mdns,
+        api_port: args.api_port,
+        ..NodeConfig::default()
+    };
+    if !args.listen.is_empty() {
+        config.listen = parse_addresses(&args.listen)?;
+    }
+    config.dial = parse_addresses(&args.dial)?;
+    if args.sync_interval == 0 {
+        bail!("--sync-interval must be at least 1 second");
+    }
+    config.sync_interval = std::time::Duration::from_secs(args.sync_interval);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("a SIGTERM handler installs");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        };
+        catchment_node::runtime::run(home, config, shutdown).await
+    })?;
+    Ok(())
+}
+
+fn network(client: &Client, request: NetRequest, json: bool) -> Result<()> {
+    let value = client.network(request.clone())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        print!("{}", render::network(&request, &value));
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -531,10 +734,19 @@ fn run(cli: Cli) -> Result<()> {
         println!("member {me}");
         return Ok(());
     }
-    let client = Client {
-        home: Home::open(&dir)?,
+    let home = Home::open(&dir)?;
+    let command = match cli.command {
+        Command::Up(args) => return up(home, args),
+        Command::Status => return network(&Client::new(home), NetRequest::Status, cli.json),
+        Command::Peers => return network(&Client::new(home), NetRequest::Peers, cli.json),
+        Command::Offline { switch } => {
+            let on = switch == OnOff::On;
+            return network(&Client::new(home), NetRequest::Offline { on }, cli.json);
+        }
+        command => command,
     };
-    let request = request(cli.command)?;
+    let client = Client::new(home);
+    let request = request(command)?;
     let value = client.call(request.clone())?;
     if cli.json {
         println!("{}", serde_json::to_string_pretty(&value)?);

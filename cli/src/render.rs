@@ -5,8 +5,11 @@ use std::fmt::Write;
 use anyhow::Result;
 use catchment_crdt::schema::{Ask, Kind};
 use catchment_crdt::Weights;
+use catchment_node::invites::{InviteView, PendingAdmission};
 use catchment_node::ops::{MemberView, Request, TopicView};
 use catchment_node::query::{Item, Leaderboard, ProfileView, Thread, TopicSummary, Who};
+use qrcode::render::unicode;
+use qrcode::{EcLevel, QrCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -92,7 +95,82 @@ pub fn response(request: &Request, value: Value) -> Result<String> {
         Request::MemberRole { role, .. } => {
             format!("{} is now {role}\n", parse::<Who>(value["member"].clone())?)
         }
+        Request::MemberRemove { .. } => format!(
+            "Removed {}: what they wrote so far stays; anything later is refused\n",
+            parse::<Who>(value["member"].clone())?
+        ),
+        Request::MemberPending { .. } => pending(&parse::<Vec<PendingAdmission>>(value)?),
+        Request::MemberAdmit { .. } | Request::MemberRefuse { .. } => format!(
+            "{} is now {}\n",
+            parse::<Who>(value["member"].clone())?,
+            text(&value, "status")
+        ),
+        Request::InviteCreate { .. } => invite(&value),
+        Request::InviteList { .. } => invites(&parse::<Vec<InviteView>>(value)?, now),
+        Request::InviteRevoke { .. } => format!(
+            "Revoked invite {}; {} member(s) already admitted with it stay\n",
+            text(&value, "short"),
+            value["kept"]
+        ),
+        Request::Join { .. } => format!(
+            "Joined {:?} (you: {})\nid {}\n",
+            text(&value, "name"),
+            value["status"].as_str().unwrap_or("not admitted yet"),
+            text(&value, "id")
+        ),
     })
+}
+
+/// A new invite: what it allows, the string on a line of its own, and its QR code.
+fn invite(value: &Value) -> String {
+    let mut out = String::new();
+    let uses = match value["uses"].as_u64() {
+        Some(1) => "1 use".to_string(),
+        Some(n) => format!("{n} uses"),
+        None => "no use limit".to_string(),
+    };
+    let expires = match value["expires"].as_i64() {
+        Some(ms) => format!("expires {} UTC", time(ms)),
+        None => "never expires".to_string(),
+    };
+    let _ = writeln!(
+        out,
+        "Invite {} to {:?}: {}, {uses}, {expires}\n",
+        text(value, "short"),
+        text(value, "name"),
+        text(value, "role"),
+    );
+    let string = text(value, "invite");
+    let _ = writeln!(out, "{string}\n");
+    match qr(&string) {
+        Some(code) => {
+            let _ = writeln!(out, "{code}\n");
+        }
+        None => out.push_str("(too long for a QR code: share the text)\n\n"),
+    }
+    if value["carries_charter"].as_bool() == Some(false) {
+        out.push_str(
+            "The topic's charter was too large to fit: whoever joins waits for a member to be \
+             reachable.\n",
+        );
+    }
+    out.push_str("They join with `catchment join <invite>`; it works with nobody else online.\n");
+    out
+}
+
+/// The invite as a QR code drawn with half-block characters, or `None` if it is too long.
+///
+/// The uppercase form is encoded: the QR alphanumeric mode holds upper-case letters and
+/// digits, 5.5 bits a character instead of 8, and invites decode in any case. Light modules are
+/// drawn as blocks so that the code reads on a terminal's dark background.
+fn qr(invite: &str) -> Option<String> {
+    let code = QrCode::with_error_correction_level(invite.to_uppercase(), EcLevel::L).ok()?;
+    Some(
+        code.render::<unicode::Dense1x2>()
+            .dark_color(unicode::Dense1x2::Light)
+            .light_color(unicode::Dense1x2::Dark)
+            .build(),
+    )
 }
 
 /// A time in UTC, to the minute.
@@ -325,6 +403,57 @@ pub fn members(members: &[MemberView]) -> String {
     out
 }
 
+pub fn pending(pending: &[PendingAdmission]) -> String {
+    if pending.is_empty() {
+        return "No admission waits for a decision.\n".into();
+    }
+    let mut out = String::new();
+    for p in pending {
+        let invite = p.invite.as_deref().unwrap_or("none");
+        let _ = writeln!(
+            out,
+            "{:<40} {} · invite {invite} · joined {}",
+            p.member.to_string(),
+            p.status.describe(),
+            time(p.joined)
+        );
+    }
+    out.push_str("\nAdmins decide with `catchment member admit` or `catchment member refuse`.\n");
+    out
+}
+
+pub fn invites(invites: &[InviteView], now: i64) -> String {
+    if invites.is_empty() {
+        return "No invites created on this node: create one with `catchment invite create`.\n"
+            .into();
+    }
+    let mut out = String::new();
+    for i in invites {
+        let limit = i.uses.map(|n| n.to_string()).unwrap_or_else(|| "∞".into());
+        let mut state = vec![format!("used {} of {limit}", i.used)];
+        if i.quarantined > 0 {
+            state.push(format!("{} waiting for a decision", i.quarantined));
+        }
+        state.push(match i.expires {
+            Some(ms) if ms < now => format!("expired {}", time(ms)),
+            Some(ms) => format!("expires {}", time(ms)),
+            None => "never expires".into(),
+        });
+        if i.revoked {
+            state.push("revoked".into());
+        }
+        let _ = writeln!(
+            out,
+            "{}  {:<6}  created {}  ({})",
+            i.short,
+            i.role.as_str(),
+            time(i.created),
+            state.join(", ")
+        );
+    }
+    out
+}
+
 pub fn asks(asks: &[Ask], now: i64) -> String {
     if asks.is_empty() {
         return "No asks.\n".into();
@@ -377,5 +506,74 @@ pub fn topic(view: &TopicView) -> String {
     }
     let _ = writeln!(out);
     out.push_str(&weights(&view.weights));
+    out
+}
+
+fn ago(ms: i64, now: i64) -> String {
+    let secs = ((now - ms).max(0) / 1000) as u64;
+    match secs {
+        0..=59 => format!("{secs}s ago"),
+        60..=3599 => format!("{}m ago", secs / 60),
+        _ => format!("{}h ago", secs / 3600),
+    }
+}
+
+/// The text for a network request's response.
+pub fn network(request: &catchment_node::runtime::NetRequest, value: &Value) -> String {
+    use catchment_node::runtime::NetRequest;
+    let now = catchment_node::engine::system_now();
+    let mut out = String::new();
+    match request {
+        NetRequest::Status => {
+            let offline = value["offline"].as_bool().unwrap_or(false);
+            let _ = writeln!(
+                out,
+                "{} · {} peer(s) connected",
+                if offline { "offline: saved here, will sync when you go online" } else { "online" },
+                value["connected"]
+            );
+            for topic in value["topics"].as_array().into_iter().flatten() {
+                let _ = writeln!(out, "\n{} ({}) · you: {}", text(topic, "name"), &text(topic, "topic")[..8], text(topic, "status"));
+                let pending = topic["pending"].as_u64().unwrap_or(0);
+                if pending > 0 {
+                    let _ = writeln!(out, "  {pending} change(s) waiting for what they depend on");
+                }
+                let peers = topic["peers"].as_array().cloned().unwrap_or_default();
+                if peers.is_empty() {
+                    let _ = writeln!(out, "  no peer yet");
+                }
+                for peer in peers {
+                    let id = text(&peer, "peer");
+                    let short = &id[id.len().saturating_sub(8)..];
+                    let state = if !peer["refused"].is_null() {
+                        format!("refused: {}", text(&peer, "refused"))
+                    } else if peer["heads_equal"].as_bool() == Some(true) {
+                        "in agreement".to_string()
+                    } else {
+                        "heads differ".to_string()
+                    };
+                    let last = peer["last_sync"].as_i64().map(|t| format!("last in sync {}", ago(t, now))).unwrap_or_else(|| "never in sync".into());
+                    let link = if peer["connected"].as_bool() == Some(true) { "connected" } else { "not connected" };
+                    let _ = writeln!(out, "  peer …{short}  {link} · {state} · {last}");
+                }
+            }
+        }
+        NetRequest::Peers => {
+            let _ = writeln!(out, "this node: {}", text(value, "me"));
+            for address in value["listening"].as_array().into_iter().flatten() {
+                let _ = writeln!(out, "  listening on {}", address.as_str().unwrap_or(""));
+            }
+            for peer in value["peers"].as_array().into_iter().flatten() {
+                let link = if peer["connected"].as_bool() == Some(true) { "connected" } else { "known" };
+                let addresses: Vec<&str> = peer["addresses"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+                let _ = writeln!(out, "{}  {link}  {}", text(peer, "peer"), addresses.join(" "));
+            }
+        }
+        NetRequest::Offline { on: true } => out.push_str("Offline: connections dropped; what you write is saved here and syncs when you go online.\n"),
+        NetRequest::Offline { on: false } => out.push_str("Online: reconnecting to known peers.\n"),
+        NetRequest::Dial { address } => {
+            let _ = writeln!(out, "Dialling {address}");
+        }
+    }
     out
 }

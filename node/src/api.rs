@@ -58,29 +58,57 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 /// Host, Origin and token checks, before anything else runs.
 async fn guard(State(state): State<Arc<ApiState>>, request: HttpRequest, next: Next) -> Response {
     let headers = request.headers();
-    let allowed_hosts = [format!("127.0.0.1:{}", state.port), format!("localhost:{}", state.port)];
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let allowed_hosts = [
+        format!("127.0.0.1:{}", state.port),
+        format!("localhost:{}", state.port),
+    ];
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
     if !allowed_hosts.iter().any(|h| h == host) {
-        return error(StatusCode::FORBIDDEN, format!("host {host:?} is not this node's API"));
+        return error(
+            StatusCode::FORBIDDEN,
+            format!("host {host:?} is not this node's API"),
+        );
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
-        if !allowed_hosts.iter().any(|h| origin == format!("http://{h}")) {
-            return error(StatusCode::FORBIDDEN, format!("requests from origin {origin:?} are refused"));
+        if !allowed_hosts
+            .iter()
+            .any(|h| origin == format!("http://{h}"))
+        {
+            return error(
+                StatusCode::FORBIDDEN,
+                format!("requests from origin {origin:?} are refused"),
+            );
         }
     }
     let expected = format!("Bearer {}", state.token);
-    let given = headers.get(header::AUTHORIZATION).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
     // Compare in constant time: the token is the only secret between a local process and the node.
     let matches = given.len() == expected.len()
-        && given.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
     if !matches {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong API token (see api.token in the data directory)");
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong API token (see api.token in the data directory)",
+        );
     }
     next.run(request).await
 }
 
-async fn ask(state: &ApiState, command: impl FnOnce(oneshot::Sender<Result<Value, String>>) -> Command) -> Response {
+async fn ask(
+    state: &ApiState,
+    command: impl FnOnce(oneshot::Sender<Result<Value, String>>) -> Command,
+) -> Response {
     let (reply, answer) = oneshot::channel();
     if state.commands.send(command(reply)).await.is_err() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "the node is shutting down");
@@ -103,12 +131,19 @@ async fn call(State(state): State<Arc<ApiState>>, body: axum::body::Bytes) -> Re
 async fn network(State(state): State<Arc<ApiState>>, body: axum::body::Bytes) -> Response {
     let request: NetRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("not a network request: {e}")),
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("not a network request: {e}"),
+            )
+        }
     };
     ask(&state, |reply| Command::Network { request, reply }).await
 }
 
-async fn events(State(state): State<Arc<ApiState>>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+async fn events(
+    State(state): State<Arc<ApiState>>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
     let stream = BroadcastStream::new(state.events.subscribe()).filter_map(|event| {
         let event = event.ok()?;
         let data = serde_json::to_string(&event).ok()?;

@@ -67,7 +67,10 @@ pub struct NodeConfig {
 impl Default for NodeConfig {
     fn default() -> Self {
         NodeConfig {
-            listen: vec!["/ip4/0.0.0.0/tcp/0".parse().expect("valid"), "/ip4/0.0.0.0/udp/0/quic-v1".parse().expect("valid")],
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/0".parse().expect("valid"),
+                "/ip4/0.0.0.0/udp/0/quic-v1".parse().expect("valid"),
+            ],
             api_port: 0,
             mdns: true,
             dial: Vec::new(),
@@ -218,7 +221,11 @@ pub enum StartError {
 }
 
 /// Runs a node until `shutdown` resolves; flushes the store before returning.
-pub async fn run(home: Home, config: NodeConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<(), StartError> {
+pub async fn run(
+    home: Home,
+    config: NodeConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), StartError> {
     let backend = SledBackend::open(&home.store_dir())?;
     let engine = Engine::open(Box::new(backend), home.keypair()?);
     let device = identity::Keypair::ed25519_from_bytes(home.device_key()?)
@@ -226,32 +233,57 @@ pub async fn run(home: Home, config: NodeConfig, shutdown: impl std::future::Fut
     let mdns_on = config.mdns;
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(device)
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
         .map_err(|e| StartError::Network(e.to_string()))?
         .with_quic()
         .with_behaviour(|key| {
-            Behaviour::new(key, mdns_on).map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+            Behaviour::new(key, mdns_on)
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|e| StartError::Network(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build();
     for address in &config.listen {
-        swarm.listen_on(address.clone()).map_err(|e| StartError::Network(format!("listen on {address}: {e}")))?;
+        swarm
+            .listen_on(address.clone())
+            .map_err(|e| StartError::Network(format!("listen on {address}: {e}")))?;
     }
 
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], config.api_port)))
-        .await
-        .map_err(|e| StartError::Api { port: config.api_port, reason: e.to_string() })?;
-    let port = listener.local_addr().map_err(|e| StartError::Api { port: config.api_port, reason: e.to_string() })?.port();
+    let listener =
+        tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], config.api_port)))
+            .await
+            .map_err(|e| StartError::Api {
+                port: config.api_port,
+                reason: e.to_string(),
+            })?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| StartError::Api {
+            port: config.api_port,
+            reason: e.to_string(),
+        })?
+        .port();
     let (commands, mut inbox) = mpsc::channel(COMMAND_QUEUE);
     let (events, _) = broadcast::channel(1024);
-    let state = Arc::new(ApiState { commands, events: events.clone(), token: home.api_token()?, port });
+    let state = Arc::new(ApiState {
+        commands,
+        events: events.clone(),
+        token: home.api_token()?,
+        port,
+    });
     let api = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, api::router(state)).await {
             warn!(error = %e, "the local API stopped");
         }
     });
-    home.write_endpoint(&Endpoint { port, pid: std::process::id() })?;
+    home.write_endpoint(&Endpoint {
+        port,
+        pid: std::process::id(),
+    })?;
     info!(member = %home.keypair()?.member_id().short(), peer = %swarm.local_peer_id(), api = %format!("http://127.0.0.1:{port}"), "node running");
 
     let mut runtime = Runtime {
@@ -313,7 +345,8 @@ impl Runtime {
                 Command::Call { request, reply } => {
                     wrote |= request.writes();
                     let request = self.fill_in(request);
-                    let result = ops::execute(&mut self.engine, &self.home, request).map_err(|e| e.to_string());
+                    let result = ops::execute(&mut self.engine, &self.home, request)
+                        .map_err(|e| e.to_string());
                     replies.push((reply, result));
                 }
                 Command::Network { request, reply } => {
@@ -348,8 +381,13 @@ impl Runtime {
 
     /// A join's response names the inviter's addresses: dial them.
     fn dial_invite_addresses(&mut self, value: &Value) {
-        let Some(addresses) = value.get("addresses").and_then(Value::as_array) else { return };
-        let addresses: Vec<Multiaddr> = addresses.iter().filter_map(|a| a.as_str()?.parse().ok()).collect();
+        let Some(addresses) = value.get("addresses").and_then(Value::as_array) else {
+            return;
+        };
+        let addresses: Vec<Multiaddr> = addresses
+            .iter()
+            .filter_map(|a| a.as_str()?.parse().ok())
+            .collect();
         for address in addresses {
             self.dial(address);
         }
@@ -358,8 +396,14 @@ impl Runtime {
     /// Gossips the changes accepted from local writes.
     fn publish_local(&mut self) {
         for (topic, change) in self.engine.take_accepted() {
-            self.emit(Event::Change { topic: topic.to_hex(), doc: change.doc.to_string(), local: true });
-            let Ok(Some(key)) = self.engine.topic_key(&topic) else { continue };
+            self.emit(Event::Change {
+                topic: topic.to_hex(),
+                doc: change.doc.to_string(),
+                local: true,
+            });
+            let Ok(Some(key)) = self.engine.topic_key(&topic) else {
+                continue;
+            };
             let sealed = wire::seal(&key, &envelope::encode(&change));
             let gossip = IdentTopic::new(wire::gossip_topic(&key));
             if let Err(e) = self.swarm.behaviour_mut().gossipsub.publish(gossip, sealed) {
@@ -370,17 +414,32 @@ impl Runtime {
     }
 
     fn subscribe_all(&mut self) {
-        let Ok(topics) = self.engine.topic_ids() else { return };
+        let Ok(topics) = self.engine.topic_ids() else {
+            return;
+        };
         for topic in topics {
-            let Ok(Some(key)) = self.engine.topic_key(&topic) else { continue };
+            let Ok(Some(key)) = self.engine.topic_key(&topic) else {
+                continue;
+            };
             let gossip = IdentTopic::new(wire::gossip_topic(&key));
             if self.subscribed.contains_key(&gossip.hash()) {
                 continue;
             }
-            if self.swarm.behaviour_mut().gossipsub.subscribe(&gossip).is_ok() {
+            if self
+                .swarm
+                .behaviour_mut()
+                .gossipsub
+                .subscribe(&gossip)
+                .is_ok()
+            {
                 self.subscribed.insert(gossip.hash(), topic);
                 // A new topic: sync it with everyone connected.
-                let connected: Vec<PeerId> = self.peers.iter().filter(|(_, p)| p.connected).map(|(id, _)| *id).collect();
+                let connected: Vec<PeerId> = self
+                    .peers
+                    .iter()
+                    .filter(|(_, p)| p.connected)
+                    .map(|(id, _)| *id)
+                    .collect();
                 for peer in connected {
                     self.start_session(peer, topic);
                 }
@@ -400,7 +459,9 @@ impl Runtime {
     fn handle_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
                 if self.offline {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
@@ -413,7 +474,10 @@ impl Runtime {
                 if !state.connected {
                     state.connected = true;
                     info!(peer = %peer_id, "peer connected");
-                    self.emit(Event::Peer { peer: peer_id.to_string(), connected: true });
+                    self.emit(Event::Peer {
+                        peer: peer_id.to_string(),
+                        connected: true,
+                    });
                 }
                 self.backoff.remove(&peer_id);
                 if let Ok(topics) = self.engine.topic_ids() {
@@ -422,18 +486,30 @@ impl Runtime {
                     }
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
-                if num_established == 0 {
-                    if let Some(state) = self.peers.get_mut(&peer_id) {
-                        state.connected = false;
-                    }
-                    info!(peer = %peer_id, "peer lost");
-                    self.emit(Event::Peer { peer: peer_id.to_string(), connected: false });
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                if let Some(state) = self.peers.get_mut(&peer_id) {
+                    state.connected = false;
                 }
+                info!(peer = %peer_id, "peer lost");
+                self.emit(Event::Peer {
+                    peer: peer_id.to_string(),
+                    connected: false,
+                });
             }
-            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } => {
                 debug!(%peer, %error, "connection failed");
-                let backoff = self.backoff.entry(peer).or_insert(Backoff { next: Instant::now(), delay: Duration::from_secs(1) });
+                let backoff = self.backoff.entry(peer).or_insert(Backoff {
+                    next: Instant::now(),
+                    delay: Duration::from_secs(1),
+                });
                 backoff.delay = (backoff.delay * 2).min(MAX_BACKOFF);
                 backoff.next = Instant::now() + backoff.delay;
             }
@@ -449,7 +525,9 @@ impl Runtime {
                     }
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Identify(libp2p::identify::Event::Received { peer_id, info, .. })) => {
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(
+                libp2p::identify::Event::Received { peer_id, info, .. },
+            )) => {
                 let state = self.peers.entry(peer_id).or_default();
                 for address in info.listen_addrs {
                     if !state.addresses.contains(&address) && !is_unspecified(&address) {
@@ -457,24 +535,49 @@ impl Runtime {
                     }
                 }
             }
-            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message { propagation_source, message_id, message })) => {
-                let verdict = self.gossip_message(&message.topic, &message.data, propagation_source);
-                self.swarm.behaviour_mut().gossipsub.report_message_validation_result(&message_id, &propagation_source, verdict);
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            })) => {
+                let verdict =
+                    self.gossip_message(&message.topic, &message.data, propagation_source);
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, verdict);
             }
             SwarmEvent::Behaviour(BehaviourEvent::Sync(event)) => self.sync_event(event),
             _ => {}
         }
     }
 
-    fn gossip_message(&mut self, topic: &TopicHash, data: &[u8], from: PeerId) -> MessageAcceptance {
-        let Some(topic) = self.subscribed.get(topic).copied() else { return MessageAcceptance::Ignore };
-        let Ok(Some(key)) = self.engine.topic_key(&topic) else { return MessageAcceptance::Ignore };
-        let Ok(plain) = wire::open(&key, data) else { return MessageAcceptance::Reject };
-        let Ok(change) = envelope::decode(&plain) else { return MessageAcceptance::Reject };
+    fn gossip_message(
+        &mut self,
+        topic: &TopicHash,
+        data: &[u8],
+        from: PeerId,
+    ) -> MessageAcceptance {
+        let Some(topic) = self.subscribed.get(topic).copied() else {
+            return MessageAcceptance::Ignore;
+        };
+        let Ok(Some(key)) = self.engine.topic_key(&topic) else {
+            return MessageAcceptance::Ignore;
+        };
+        let Ok(plain) = wire::open(&key, data) else {
+            return MessageAcceptance::Reject;
+        };
+        let Ok(change) = envelope::decode(&plain) else {
+            return MessageAcceptance::Reject;
+        };
         match self.engine.ingest(&topic, vec![change]) {
             Ok(report) => {
                 let verdict = self.after_ingest(&topic, &report);
-                if report.pending > 0 && report.accepted.is_empty() && report.rejected.is_empty() && report.duplicates == 0 {
+                if report.pending > 0
+                    && report.accepted.is_empty()
+                    && report.rejected.is_empty()
+                    && report.duplicates == 0
+                {
                     // Something it depends on is missing: ask the sender.
                     self.start_session(from, topic);
                 }
@@ -495,7 +598,11 @@ impl Runtime {
             }
         }
         for (topic, change) in self.engine.take_accepted() {
-            self.emit(Event::Change { topic: topic.to_hex(), doc: change.doc.to_string(), local: false });
+            self.emit(Event::Change {
+                topic: topic.to_hex(),
+                doc: change.doc.to_string(),
+                local: false,
+            });
         }
         let _ = topic;
         if !report.rejected.is_empty() {
@@ -511,47 +618,94 @@ impl Runtime {
         if self.offline || !self.peers.get(&peer).is_some_and(|p| p.connected) {
             return;
         }
-        if let Some(sync) = self.peers.get_mut(&peer).and_then(|p| p.topics.get_mut(&topic)) {
+        if let Some(sync) = self
+            .peers
+            .get_mut(&peer)
+            .and_then(|p| p.topics.get_mut(&topic))
+        {
             sync.rounds = 0;
         }
         self.request_heads(peer, topic);
     }
 
     fn request_heads(&mut self, peer: PeerId, topic: TopicId) {
-        let Ok(Some(key)) = self.engine.topic_key(&topic) else { return };
+        let Ok(Some(key)) = self.engine.topic_key(&topic) else {
+            return;
+        };
         let me = *self.swarm.local_peer_id();
-        let Ok(proof) = self.engine.proof(&topic, &me.to_bytes(), &peer.to_bytes()) else { return };
-        let request = SyncRequest::Heads { tag: wire::TopicTag::of(&key), proof };
+        let Ok(proof) = self.engine.proof(&topic, &me.to_bytes(), &peer.to_bytes()) else {
+            return;
+        };
+        let request = SyncRequest::Heads {
+            tag: wire::TopicTag::of(&key),
+            proof,
+        };
         self.send(peer, topic, request);
     }
 
     fn send(&mut self, peer: PeerId, topic: TopicId, request: SyncRequest) {
-        let id = self.swarm.behaviour_mut().sync.send_request(&peer, wire::encode_request(&request));
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, wire::encode_request(&request));
         self.requests.insert(id, (peer, topic));
     }
 
     fn sync_event(&mut self, event: request_response::Event<Vec<u8>, Vec<u8>>) {
         let me = *self.swarm.local_peer_id();
         match event {
-            request_response::Event::Message { peer, message: request_response::Message::Request { request, channel, .. }, .. } => {
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
                 let response = match wire::decode_request(&request) {
                     Ok(request) => self.engine.serve(request, &peer.to_bytes(), &me.to_bytes()),
-                    Err(e) => SyncResponse::Refused { reason: e.to_string() },
+                    Err(e) => SyncResponse::Refused {
+                        reason: e.to_string(),
+                    },
                 };
                 let _ = self.engine.commit();
                 for (topic, change) in self.engine.take_accepted() {
-                    self.emit(Event::Change { topic: topic.to_hex(), doc: change.doc.to_string(), local: false });
+                    self.emit(Event::Change {
+                        topic: topic.to_hex(),
+                        doc: change.doc.to_string(),
+                        local: false,
+                    });
                 }
-                let _ = self.swarm.behaviour_mut().sync.send_response(channel, wire::encode_response(&response));
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, wire::encode_response(&response));
             }
-            request_response::Event::Message { peer, message: request_response::Message::Response { request_id, response }, .. } => {
-                let Some((_, topic)) = self.requests.remove(&request_id) else { return };
+            request_response::Event::Message {
+                peer,
+                message:
+                    request_response::Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                let Some((_, topic)) = self.requests.remove(&request_id) else {
+                    return;
+                };
                 match wire::decode_response(&response) {
                     Ok(response) => self.sync_response(peer, topic, response),
                     Err(e) => debug!(%peer, error = %e, "bad sync response"),
                 }
             }
-            request_response::Event::OutboundFailure { peer, request_id, error, .. } => {
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
                 self.requests.remove(&request_id);
                 debug!(%peer, %error, "sync request failed; the next session resumes");
             }
@@ -563,7 +717,13 @@ impl Runtime {
         match response {
             SyncResponse::Refused { reason } => {
                 debug!(%peer, topic = %topic.short(), %reason, "peer refused sync");
-                let sync = self.peers.entry(peer).or_default().topics.entry(topic).or_default();
+                let sync = self
+                    .peers
+                    .entry(peer)
+                    .or_default()
+                    .topics
+                    .entry(topic)
+                    .or_default();
                 sync.refused = Some(reason);
             }
             SyncResponse::Heads { docs } => {
@@ -576,24 +736,43 @@ impl Runtime {
                 };
                 let in_sync = self.engine.in_sync(&topic, &docs).unwrap_or(false);
                 let now = system_now();
-                let sync = self.peers.entry(peer).or_default().topics.entry(topic).or_default();
+                let sync = self
+                    .peers
+                    .entry(peer)
+                    .or_default()
+                    .topics
+                    .entry(topic)
+                    .or_default();
                 sync.theirs = docs;
                 sync.refused = None;
                 if wants.is_empty() {
                     sync.last_sync = Some(now);
                     sync.rounds = 0;
                     self.remember(peer, topic);
-                    self.emit(Event::Sync { peer: peer.to_string(), topic: topic.to_hex(), in_sync });
+                    self.emit(Event::Sync {
+                        peer: peer.to_string(),
+                        topic: topic.to_hex(),
+                        in_sync,
+                    });
                     return;
                 }
                 sync.rounds += 1;
                 if sync.rounds > MAX_ROUNDS {
                     return;
                 }
-                let Ok(Some(key)) = self.engine.topic_key(&topic) else { return };
+                let Ok(Some(key)) = self.engine.topic_key(&topic) else {
+                    return;
+                };
                 let me = *self.swarm.local_peer_id();
-                let Ok(proof) = self.engine.proof(&topic, &me.to_bytes(), &peer.to_bytes()) else { return };
-                let request = SyncRequest::Changes { tag: wire::TopicTag::of(&key), proof, wants, max_bytes: BATCH_BYTES };
+                let Ok(proof) = self.engine.proof(&topic, &me.to_bytes(), &peer.to_bytes()) else {
+                    return;
+                };
+                let request = SyncRequest::Changes {
+                    tag: wire::TopicTag::of(&key),
+                    proof,
+                    wants,
+                    max_bytes: BATCH_BYTES,
+                };
                 self.send(peer, topic, request);
             }
             SyncResponse::Changes { changes, .. } => {
@@ -613,8 +792,15 @@ impl Runtime {
     }
 
     fn sync_all(&mut self) {
-        let Ok(topics) = self.engine.topic_ids() else { return };
-        let connected: Vec<PeerId> = self.peers.iter().filter(|(_, p)| p.connected).map(|(id, _)| *id).collect();
+        let Ok(topics) = self.engine.topic_ids() else {
+            return;
+        };
+        let connected: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.connected)
+            .map(|(id, _)| *id)
+            .collect();
         for peer in connected {
             for topic in &topics {
                 self.start_session(peer, *topic);
@@ -624,33 +810,54 @@ impl Runtime {
 
     /// Remembers a peer that served a topic, with its addresses.
     fn remember(&mut self, peer: PeerId, topic: TopicId) {
-        let Some(state) = self.peers.get(&peer) else { return };
-        let addresses: Vec<String> = state.addresses.iter().filter(|a| !is_unspecified(a)).map(|a| a.to_string()).collect();
+        let Some(state) = self.peers.get(&peer) else {
+            return;
+        };
+        let addresses: Vec<String> = state
+            .addresses
+            .iter()
+            .filter(|a| !is_unspecified(a))
+            .map(|a| a.to_string())
+            .collect();
         if addresses.is_empty() {
             return;
         }
         let mut batch = Batch::default();
-        batch.put(layout::key(layout::PEER, &topic, &[&peer.to_bytes()]), encode(&addresses));
+        batch.put(
+            layout::key(layout::PEER, &topic, &[&peer.to_bytes()]),
+            encode(&addresses),
+        );
         if let Err(e) = self.engine.backend().write(batch) {
             debug!(error = %e, "could not remember a peer");
         }
     }
 
     fn load_remembered(&mut self) {
-        let Ok(topics) = self.engine.topic_ids() else { return };
+        let Ok(topics) = self.engine.topic_ids() else {
+            return;
+        };
         for topic in topics {
             let prefix = layout::prefix(layout::PEER, &topic);
-            let entries: Vec<_> = scan(self.engine.backend(), &prefix).filter_map(Result::ok).collect();
+            let entries: Vec<_> = scan(self.engine.backend(), &prefix)
+                .filter_map(Result::ok)
+                .collect();
             for (key, value) in entries {
-                let Ok(peer) = PeerId::from_bytes(&key[prefix.len()..]) else { continue };
-                let Ok(addresses) = decode::<Vec<String>>(&key, &value) else { continue };
+                let Ok(peer) = PeerId::from_bytes(&key[prefix.len()..]) else {
+                    continue;
+                };
+                let Ok(addresses) = decode::<Vec<String>>(&key, &value) else {
+                    continue;
+                };
                 let state = self.peers.entry(peer).or_default();
                 for address in addresses.iter().filter_map(|a| a.parse().ok()) {
                     if !state.addresses.contains(&address) {
                         state.addresses.push(address);
                     }
                 }
-                self.backoff.entry(peer).or_insert(Backoff { next: Instant::now(), delay: Duration::from_secs(1) });
+                self.backoff.entry(peer).or_insert(Backoff {
+                    next: Instant::now(),
+                    delay: Duration::from_secs(1),
+                });
             }
         }
     }
@@ -668,11 +875,17 @@ impl Runtime {
             .map(|(peer, _)| *peer)
             .collect();
         for peer in due {
-            let addresses = self.peers.get(&peer).map(|p| p.addresses.clone()).unwrap_or_default();
+            let addresses = self
+                .peers
+                .get(&peer)
+                .map(|p| p.addresses.clone())
+                .unwrap_or_default();
             if addresses.is_empty() {
                 continue;
             }
-            let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer).addresses(addresses).build();
+            let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+                .addresses(addresses)
+                .build();
             let _ = self.swarm.dial(opts);
             if let Some(b) = self.backoff.get_mut(&peer) {
                 b.next = now + b.delay;
@@ -699,7 +912,9 @@ impl Runtime {
                     .collect();
                 peers.sort_by(|a, b| a["peer"].as_str().cmp(&b["peer"].as_str()));
                 let listen: Vec<String> = self.swarm.listeners().map(|a| a.to_string()).collect();
-                Ok(json!({ "me": self.swarm.local_peer_id().to_string(), "listening": listen, "offline": self.offline, "peers": peers }))
+                Ok(
+                    json!({ "me": self.swarm.local_peer_id().to_string(), "listening": listen, "offline": self.offline, "peers": peers }),
+                )
             }
             NetRequest::Offline { on } => {
                 self.offline = on;
@@ -717,18 +932,25 @@ impl Runtime {
                     }
                     let known: Vec<PeerId> = self.peers.keys().copied().collect();
                     for peer in known {
-                        self.backoff.entry(peer).or_insert(Backoff { next: Instant::now(), delay: Duration::from_secs(1) });
+                        self.backoff.entry(peer).or_insert(Backoff {
+                            next: Instant::now(),
+                            delay: Duration::from_secs(1),
+                        });
                     }
                     self.redial();
                 }
                 Ok(json!({ "offline": on }))
             }
             NetRequest::Dial { address } => {
-                let address: Multiaddr = address.parse().map_err(|e| format!("not an address {address:?}: {e}"))?;
+                let address: Multiaddr = address
+                    .parse()
+                    .map_err(|e| format!("not an address {address:?}: {e}"))?;
                 if self.offline {
                     return Err("the node is offline: `catchment offline off` first".into());
                 }
-                self.swarm.dial(address.clone()).map_err(|e| format!("cannot dial {address}: {e}"))?;
+                self.swarm
+                    .dial(address.clone())
+                    .map_err(|e| format!("cannot dial {address}: {e}"))?;
                 Ok(json!({ "dialling": address.to_string() }))
             }
         }
@@ -738,7 +960,9 @@ impl Runtime {
         let topics = self.engine.topics().map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for summary in topics {
-            let Ok(topic) = summary.id.parse::<TopicId>() else { continue };
+            let Ok(topic) = summary.id.parse::<TopicId>() else {
+                continue;
+            };
             let pending = self.engine.pending_count(&topic).unwrap_or(0);
             let mut peers = Vec::new();
             let entries: Vec<(PeerId, bool, TopicSync)> = self
@@ -748,7 +972,8 @@ impl Runtime {
                 .collect();
             for (peer, connected, sync) in entries {
                 // A real comparison: our heads now against theirs at the last exchange.
-                let agree = sync.refused.is_none() && self.engine.in_sync(&topic, &sync.theirs).unwrap_or(false);
+                let agree = sync.refused.is_none()
+                    && self.engine.in_sync(&topic, &sync.theirs).unwrap_or(false);
                 peers.push(json!({
                     "peer": peer.to_string(),
                     "connected": connected,
@@ -765,5 +990,7 @@ impl Runtime {
 }
 
 fn is_unspecified(address: &Multiaddr) -> bool {
-    address.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::Ip4(ip) if ip.is_unspecified()))
+    address
+        .iter()
+        .any(|p| matches!(p, libp2p::multiaddr::Protocol::Ip4(ip) if ip.is_unspecified()))
 }
