@@ -12,6 +12,7 @@ pub mod invites;
 pub mod local;
 pub mod net;
 pub mod ops;
+pub mod peers;
 pub mod query;
 pub mod runtime;
 pub mod store;

@@ -601,12 +601,18 @@ pub fn execute(engine: &mut Engine, home: &Home, request: Request) -> Result<Val
                 about: config.about,
             };
             let topic = engine.join_invite(&invite, &profile)?;
+            // Where the inviter was: dialled now by a running node, and at the next start.
+            let addresses = catchment_protocol::invite::Invite::decode(&invite)
+                .map(|i| i.addresses)
+                .unwrap_or_default();
+            engine.add_dial_hints(&topic, &addresses)?;
             let me = engine.me();
             let status = engine.standing(&topic, &me)?;
             json!({
                 "id": topic.to_hex(),
                 "name": engine.charter(&topic)?.name,
                 "status": status.map(|s| s.describe()),
+                "addresses": addresses,
             })
         }
     })

@@ -376,7 +376,31 @@ impl Runtime {
 
     /// Adds what only the running node knows to a request (its addresses, for invites).
     fn fill_in(&self, request: Request) -> Request {
-        request
+        match request {
+            Request::InviteCreate {
+                topic,
+                role,
+                expires,
+                uses,
+                addresses,
+            } if addresses.is_empty() => {
+                let me = *self.swarm.local_peer_id();
+                let addresses = self
+                    .swarm
+                    .listeners()
+                    .filter(|a| !is_unspecified(a))
+                    .map(|a| format!("{a}/p2p/{me}"))
+                    .collect();
+                Request::InviteCreate {
+                    topic,
+                    role,
+                    expires,
+                    uses,
+                    addresses,
+                }
+            }
+            other => other,
+        }
     }
 
     /// A join's response names the inviter's addresses: dial them.
@@ -837,6 +861,11 @@ impl Runtime {
             return;
         };
         for topic in topics {
+            for hint in self.engine.dial_hints(&topic).unwrap_or_default() {
+                if let Ok(address) = hint.parse::<Multiaddr>() {
+                    self.dial(address);
+                }
+            }
             let prefix = layout::prefix(layout::PEER, &topic);
             let entries: Vec<_> = scan(self.engine.backend(), &prefix)
                 .filter_map(Result::ok)

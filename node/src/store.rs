@@ -194,6 +194,8 @@ pub mod layout {
     pub const SNAPSHOT: u8 = b's';
     /// `d` + topic + doc: the document's log length.
     pub const DOC: u8 = b'd';
+    /// `h` + topic: addresses to dial for the topic (an invite's).
+    pub const HINT: u8 = b'h';
     /// `p` + topic + peer id: addresses of a peer that served the topic.
     pub const PEER: u8 = b'p';
     /// `i` + topic + invite key: an invite this node issued (never its secret). Local, not
