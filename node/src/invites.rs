@@ -153,9 +153,9 @@ impl Engine {
     /// node can be reached; the codec keeps at most 16). Call [`Engine::commit`] before
     /// handing the string out, so that `invite list` knows every invite given.
     ///
-    /// TODO: a member admitted with an admin invite shows as admin, but validation counts only
-    /// the charter's roles as admins, so it cannot write the charter until an admin gives it
-    /// the role (`member role`); counting such admissions belongs in `crdt::validate`.
+    /// A member admitted with an admin invite can write the charter once an admin node has
+    /// written its role there ([`Engine::settle_admin_invites`], which a running admin node
+    /// does as soon as it sees the admission).
     pub fn issue_invite(
         &mut self,
         topic: &TopicId,
@@ -512,5 +512,36 @@ impl Engine {
         self.state(topic)?
             .status(member)
             .ok_or(EngineError::UnknownMember(who))
+    }
+}
+
+impl Engine {
+    /// Writes the admin role into the charter for members admitted with an admin invite.
+    ///
+    /// Validation counts only charter roles as admins (a charter change is judged by the charter
+    /// at its own dependencies), so an admin invite's grant alone does not let its holder write
+    /// the charter. The first admin node that sees such an admission settled (admitted, not
+    /// quarantined) writes the role; the running node calls this after every change it
+    /// receives. Returns how many roles were written.
+    pub fn settle_admin_invites(&mut self, topic: &TopicId) -> Result<usize> {
+        let me = self.me;
+        let state = self.state(topic)?;
+        if !state.charter_view.is_admin(&me) {
+            return Ok(0);
+        }
+        let due: Vec<MemberId> = state
+            .admissions
+            .values()
+            .filter(|a| a.role == Role::Admin && a.invite.is_some())
+            .filter(|a| !state.charter_view.roles.contains_key(&a.member))
+            .filter(|a| state.status(&a.member) == Some(Status::Admitted(Role::Admin)))
+            .map(|a| a.member)
+            .collect();
+        for member in &due {
+            self.write(topic, DocId::Charter, |tx| {
+                catchment_crdt::charter::set_role(tx, member, Some(Role::Admin))
+            })?;
+        }
+        Ok(due.len())
     }
 }

@@ -364,7 +364,7 @@ impl Runtime {
                 return;
             }
         }
-        self.publish_local();
+        self.drain_accepted();
         self.subscribe_all();
         for (reply, result) in replies {
             if let Ok(value) = &result {
@@ -418,13 +418,23 @@ impl Runtime {
     }
 
     /// Gossips the changes accepted from local writes.
-    fn publish_local(&mut self) {
+    /// Emits an event for every change accepted since the last call, and gossips those this
+    /// member wrote (changes from peers travel on by gossipsub's own forwarding, or by sync).
+    fn drain_accepted(&mut self) {
+        let me = self.engine.me();
         for (topic, change) in self.engine.take_accepted() {
+            let local = catchment_crdt::validate::decode(&change.bytes)
+                .ok()
+                .and_then(|c| catchment_crdt::validate::author_of(&c).ok())
+                == Some(me);
             self.emit(Event::Change {
                 topic: topic.to_hex(),
                 doc: change.doc.to_string(),
-                local: true,
+                local,
             });
+            if !local {
+                continue;
+            }
             let Ok(Some(key)) = self.engine.topic_key(&topic) else {
                 continue;
             };
@@ -617,17 +627,16 @@ impl Runtime {
     /// Commits what a received batch brought, emits events, and says how to treat the gossip.
     fn after_ingest(&mut self, topic: &TopicId, report: &Ingested) -> MessageAcceptance {
         if !report.accepted.is_empty() {
+            match self.engine.settle_admin_invites(topic) {
+                Ok(0) => {}
+                Ok(n) => info!(topic = %topic.short(), n, "admin invites settled: roles written"),
+                Err(e) => warn!(error = %e, "could not settle admin invites"),
+            }
             if let Err(e) = self.engine.commit() {
                 warn!(error = %e, "flush failed");
             }
         }
-        for (topic, change) in self.engine.take_accepted() {
-            self.emit(Event::Change {
-                topic: topic.to_hex(),
-                doc: change.doc.to_string(),
-                local: false,
-            });
-        }
+        self.drain_accepted();
         let _ = topic;
         if !report.rejected.is_empty() {
             MessageAcceptance::Reject
@@ -694,13 +703,7 @@ impl Runtime {
                     },
                 };
                 let _ = self.engine.commit();
-                for (topic, change) in self.engine.take_accepted() {
-                    self.emit(Event::Change {
-                        topic: topic.to_hex(),
-                        doc: change.doc.to_string(),
-                        local: false,
-                    });
-                }
+                self.drain_accepted();
                 let _ = self
                     .swarm
                     .behaviour_mut()

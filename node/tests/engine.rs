@@ -610,3 +610,34 @@ fn an_interrupted_topic_creation_recovers_on_the_next_write() {
         Status::Admitted(Role::Admin)
     ));
 }
+
+#[test]
+fn an_admin_invite_becomes_a_charter_role_once_an_admin_sees_it() {
+    let mut a = node("Ada");
+    let mut b = node("Bo");
+    let topic = a.engine.create_topic("T", &profile("Ada")).unwrap();
+    let (grant, secret) = a
+        .engine
+        .create_invite(&topic, Role::Admin, None, Some(1))
+        .unwrap();
+    send(&mut a, &mut b, &topic);
+    b.engine.join(&grant, &secret, &profile("Bo")).unwrap();
+    // Before an admin writes the role, the grant alone does not open the charter.
+    assert!(b
+        .engine
+        .create_ask(&topic, "Ideas?", "", b.engine.now() + 86_400_000)
+        .is_err());
+    send(&mut b, &mut a, &topic);
+    assert_eq!(a.engine.settle_admin_invites(&topic).unwrap(), 1);
+    assert_eq!(
+        a.engine.settle_admin_invites(&topic).unwrap(),
+        0,
+        "settled once"
+    );
+    send(&mut a, &mut b, &topic);
+    b.engine
+        .create_ask(&topic, "Ideas?", "", b.engine.now() + 86_400_000)
+        .unwrap();
+    send(&mut b, &mut a, &topic);
+    assert_eq!(a.engine.asks(&topic).unwrap().len(), 1);
+}
