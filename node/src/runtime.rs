@@ -604,9 +604,17 @@ impl Runtime {
         let Ok(change) = envelope::decode(&plain) else {
             return MessageAcceptance::Reject;
         };
+        let owner = change.doc.journal_owner();
         match self.engine.ingest(&topic, vec![change]) {
             Ok(report) => {
-                let verdict = self.after_ingest(&topic, &report);
+                let mut verdict = self.after_ingest(&topic, &report);
+                // A quarantined or refused member's changes are kept, not relayed.
+                if let (MessageAcceptance::Accept, Some(owner)) = (&verdict, owner) {
+                    let shown = matches!(self.engine.standing(&topic, &owner), Ok(Some(s)) if s.is_visible());
+                    if !shown {
+                        verdict = MessageAcceptance::Ignore;
+                    }
+                }
                 if report.pending > 0
                     && report.accepted.is_empty()
                     && report.rejected.is_empty()
