@@ -25,16 +25,22 @@
 //!    only, and times opening the store, resolving the topic and reading the first feed page
 //!    of 20 items; it reports the store's size, and then times local posts into that topic.
 //!
+//! `--keep DIR` keeps the work files; `bench __open DIR/home POSTS` then repeats step 4 alone
+//! (e.g. under a profiler). Besides the floors, a "reference" section times the Automerge
+//! operations our design picks (diffing heads to find what a change touched, applying one
+//! change per call) against their alternatives (a patch log, one call per batch).
+//!
 //! Every loop runs a fixed number of times. The page cache is warm when the fresh process
 //! opens the store (the bench has just written it); nothing here drops the system's caches.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use automerge::transaction::CommitOptions;
 use automerge::{Automerge, Change, PatchLog};
 use catchment_crdt::schema::{Draft, Kind, Profile, Role};
 use catchment_crdt::signed::signing_message;
@@ -85,6 +91,7 @@ struct Options {
     quick: bool,
     json: bool,
     threads: usize,
+    keep: Option<PathBuf>,
 }
 
 /// How many times each measured loop runs.
@@ -96,13 +103,15 @@ struct Sizes {
     big_posts: usize,
 }
 
-const USAGE: &str = "usage: bench [--contributions N] [--quick] [--json] [--threads T]
+const USAGE: &str = "usage: bench [--contributions N] [--quick] [--json] [--threads T] [--keep DIR]
 
   --contributions N  size of the big topic (default 100000; at least 100)
   --quick            fewer iterations of the floors and the local runs (for smoke tests)
   --json             print one JSON object instead of the table
   --threads T        threads that write the source members' changes (default: cores, max 4);
-                     every measured part runs on one thread";
+                     every measured part runs on one thread
+  --keep DIR         write the work files into DIR (new or empty) and keep them; DIR/home is
+                     then the big topic's data directory, for `bench __open DIR/home POSTS`";
 
 impl Options {
     fn parse(args: &[String]) -> Result<Options> {
@@ -114,6 +123,7 @@ impl Options {
             quick: false,
             json: false,
             threads: cores.min(4),
+            keep: None,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -128,6 +138,10 @@ impl Options {
                 "--threads" => {
                     let value = it.next().context("--threads needs a number")?;
                     options.threads = value.parse().context("--threads needs a number")?;
+                }
+                "--keep" => {
+                    let value = it.next().context("--keep needs a directory")?;
+                    options.keep = Some(PathBuf::from(value));
                 }
                 "--quick" => options.quick = true,
                 "--json" => options.json = true,
@@ -550,6 +564,7 @@ struct Floors {
     flush: Samples,
     diff: Samples,
     logged: Samples,
+    transact_logged: Samples,
     one_by_one: Duration,
     batched: Duration,
     journal_changes: usize,
@@ -623,6 +638,7 @@ fn floors(sizes: &Sizes) -> Result<Floors> {
     // applying; and one journal's changes applied one call each, against one call for all.
     let mut diff = Vec::with_capacity(sizes.apply_iters);
     let mut logged = Vec::with_capacity(sizes.apply_iters);
+    let mut transact_logged = Vec::with_capacity(sizes.apply_iters);
     let mut with_change = doc.clone();
     with_change.apply_changes(vec![change.clone()])?;
     let after = with_change.get_heads();
@@ -640,6 +656,22 @@ fn floors(sizes: &Sizes) -> Result<Floors> {
         let patches = copy.make_patches(&mut log);
         logged.push(start.elapsed());
         ensure!(!patches.is_empty(), "the patch log finds the change");
+
+        // A local write: the transaction logs its own patches.
+        let mut copy = doc.clone();
+        let (kind, draft) = draft(7, None, None);
+        let id = format!("{:016x}", 2_000_000u64);
+        let start = Instant::now();
+        let done = copy
+            .transact_and_log_patches_with(
+                |_| CommitOptions::default().with_time(5),
+                |tx| journal::put_contribution(tx, &id, kind, &draft, 5),
+            )
+            .map_err(|f| f.error)?;
+        let mut log = done.patch_log;
+        let patches = copy.make_patches(&mut log);
+        transact_logged.push(start.elapsed());
+        ensure!(!patches.is_empty(), "the transaction logs its patches");
     }
     let (full, _) = journal_with(&key, JOURNAL_ROLLOVER)?;
     let all = full.get_changes(&[]);
@@ -684,6 +716,7 @@ fn floors(sizes: &Sizes) -> Result<Floors> {
         flush: Samples::new(flush),
         diff: Samples::new(diff),
         logged: Samples::new(logged),
+        transact_logged: Samples::new(transact_logged),
         one_by_one,
         batched,
         journal_changes: all.len(),
@@ -775,6 +808,17 @@ fn report_floors(report: &mut Report, f: &Floors) {
         .note(format!(
             "apply with a patch log instead of diff: {:.2}x the bare apply",
             us(f.logged.median()) / us(f.apply.median())
+        ));
+    report
+        .row(
+            "ref.transact_logged",
+            "make 1 change + make_patches, doc of 200",
+            us(f.transact_logged.median()),
+            "us",
+        )
+        .note(format!(
+            "a local write logging its patches: {:.2}x the bare make",
+            us(f.transact_logged.median()) / us(f.transact.median())
         ));
     let n = f.journal_changes as f64;
     report
@@ -1312,6 +1356,8 @@ struct Opened {
     post_p99_ms: f64,
     post_rate: f64,
     hwm_after_posts_kb: u64,
+    /// Per kind of record: name, how many, key + value bytes.
+    logical: Vec<(String, u64, u64)>,
     base_rss_kb: u64,
 }
 
@@ -1353,6 +1399,12 @@ fn open_in_child(home: &Path, posts: usize) -> Result<Opened> {
         post_p99_ms: f("post_p99_ms")?,
         post_rate: f("post_rate")?,
         hwm_after_posts_kb: f("hwm_after_posts_kb")? as u64,
+        logical: v["logical"]
+            .as_array()
+            .context("no logical sizes from the fresh process")?
+            .iter()
+            .filter_map(|e| Some((e[0].as_str()?.to_string(), e[1].as_u64()?, e[2].as_u64()?)))
+            .collect(),
         base_rss_kb: f("base_rss_kb")? as u64,
     })
 }
@@ -1413,7 +1465,9 @@ fn open_child(args: &[String]) -> Result<()> {
         times
     });
     let size_on_disk = engine.backend().size_on_disk()?;
+    let logical = logical_sizes(engine.backend())?;
     let out = json!({
+        "logical": logical,
         "open_ms": ms(opened - start),
         "resolve_ms": ms(resolved - opened),
         "feed_ms": ms(fed - resolved),
@@ -1499,6 +1553,25 @@ fn report_big(report: &mut Report, o: &Opened, r: &Remote, n: usize, posts: usiz
         mb(o.size_on_disk) * 1000.0 / n as f64,
         "MB",
     );
+    let logical: u64 = o.logical.iter().map(|(_, _, bytes)| bytes).sum();
+    let top: Vec<String> = o
+        .logical
+        .iter()
+        .take(5)
+        .map(|(name, count, bytes)| format!("{name} {count} = {:.1} MB", mb(*bytes)))
+        .collect();
+    report
+        .row(
+            "big.logical",
+            "live keys + values in the store",
+            mb(logical),
+            "MB",
+        )
+        .note(format!(
+            "size_on_disk / live = {:.1}; {}",
+            o.size_on_disk as f64 / logical.max(1) as f64,
+            top.join(", ")
+        ));
     report
         .row(
             "big.post.rate",
@@ -1516,11 +1589,49 @@ fn report_big(report: &mut Report, o: &Opened, r: &Remote, n: usize, posts: usiz
             "ms",
         )
         .target(Target::Below(LOCAL_P99_TARGET_MS))
-        .note(format!(
-            "median {:.2} ms; peak RSS after the posts {:.1} MB",
-            o.post_p50_ms,
-            o.hwm_after_posts_kb as f64 / 1024.0
-        ));
+        .note(format!("median {:.2} ms", o.post_p50_ms));
+    report
+        .row(
+            "big.hwm_after_posts",
+            "peak resident memory after the posts (VmHWM)",
+            o.hwm_after_posts_kb as f64 / 1024.0,
+            "MB",
+        )
+        .target(Target::Below(RSS_TARGET_MB));
+}
+
+/// How many records of each kind the store holds and their bytes (keys + values), largest
+/// first. Kinds are named by the key's first byte (see `catchment_node::store::layout`).
+fn logical_sizes(backend: &dyn Backend) -> Result<Vec<(String, u64, u64)>> {
+    let mut by_tag: BTreeMap<u8, (u64, u64)> = BTreeMap::new();
+    for item in catchment_node::store::scan(backend, &[]) {
+        let (k, v) = item?;
+        let entry = by_tag.entry(k.first().copied().unwrap_or(0)).or_default();
+        entry.0 += 1;
+        entry.1 += (k.len() + v.len()) as u64;
+    }
+    let name = |tag: u8| match tag {
+        b't' => "topic records".to_string(),
+        b'c' => "signed changes".to_string(),
+        b'l' => "log entries".to_string(),
+        b's' => "snapshots".to_string(),
+        b'd' => "log lengths".to_string(),
+        b'C' => "index contributions".to_string(),
+        b'F' => "index feed".to_string(),
+        b'P' => "index replies".to_string(),
+        b'E' => "index endorsements".to_string(),
+        b'K' => "index kudos".to_string(),
+        b'A' => "index admissions".to_string(),
+        b'R' => "index profiles".to_string(),
+        b'V' => "index charter".to_string(),
+        other => format!("tag {:?}", other as char),
+    };
+    let mut out: Vec<(String, u64, u64)> = by_tag
+        .into_iter()
+        .map(|(tag, (count, bytes))| (name(tag), count, bytes))
+        .collect();
+    out.sort_by_key(|e| std::cmp::Reverse(e.2));
+    Ok(out)
 }
 
 /// Time this thread has spent on a CPU (zero where the kernel does not say).
@@ -1618,13 +1729,26 @@ fn run(options: Options) -> Result<()> {
         "writing {} contributions on the source members' engines",
         options.contributions
     ));
-    let work = tempfile::tempdir()?;
-    let sources = produce(options.contributions, options.threads, work.path())?;
+    let temp = tempfile::tempdir()?;
+    let work = match &options.keep {
+        Some(dir) => {
+            let empty = !dir.exists() || dir.read_dir()?.next().is_none();
+            ensure!(
+                empty,
+                "--keep {} must be a new or an empty directory",
+                dir.display()
+            );
+            std::fs::create_dir_all(dir)?;
+            dir.clone()
+        }
+        None => temp.path().to_path_buf(),
+    };
+    let sources = produce(options.contributions, options.threads, &work)?;
     progress(&format!(
         "ingesting {} changes into a fresh engine",
         sources.changes.len()
     ));
-    let home = work.path().join("home");
+    let home = work.join("home");
     let r = ingest_all(&home, &sources)?;
     report_remote(&mut report, &r, &f, &sources);
 
@@ -1687,7 +1811,13 @@ fn run(options: Options) -> Result<()> {
         "load average (1/5/15 min) before, after",
         format!("{load_before}; {}", load_average()),
     );
-    report.fact("work dir", work.path().display().to_string());
+    report.fact(
+        "work dir",
+        match &options.keep {
+            Some(_) => format!("{} (kept: its home/ holds the big topic)", work.display()),
+            None => format!("{} (removed)", work.display()),
+        },
+    );
     report.fact(
         "total time",
         format!("{:.1} s", started.elapsed().as_secs_f64()),
