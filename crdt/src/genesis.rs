@@ -52,6 +52,26 @@ where
     }
 }
 
+/// Like [`try_transact`], and also returns the patches the change made.
+pub fn try_transact_logged<F>(
+    doc: &mut Automerge,
+    time: i64,
+    f: F,
+) -> Result<Option<(automerge::Change, Vec<automerge::Patch>)>, AutomergeError>
+where
+    F: FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), AutomergeError>,
+{
+    let mut done = doc
+        .transact_and_log_patches_with(|_| CommitOptions::default().with_time(time), f)
+        .map_err(|failure| failure.error)?;
+    let Some(hash) = done.hash else {
+        return Ok(None);
+    };
+    let patches = doc.make_patches(&mut done.patch_log);
+    let change = doc.get_change_by_hash(&hash).ok_or(AutomergeError::Fail)?;
+    Ok(Some((change, patches)))
+}
+
 /// Creates a topic: the genesis change of its charter. The topic id is the change's hash.
 pub fn create_topic(
     key: &Keypair,

@@ -12,7 +12,7 @@ use automerge::{AutomergeError, ChangeHash, ObjId, Prop, ReadDoc};
 
 use crate::keys::MemberId;
 use crate::schema::{
-    bool_at, bytes_at, ensure_map, i64_at, map_at, normalise_tags, root, str_at, AdmissionClaim,
+    bytes_at, ensure_map, i64_at, map_at, normalise_tags, root, str_at, AdmissionClaim,
     Contribution, Draft, Edit, Endorsement, Kind, Kudos, Profile, SCHEMA_VERSION,
 };
 
@@ -187,33 +187,70 @@ pub fn read_contribution(
     n: u32,
     id: &str,
 ) -> Option<Contribution> {
-    let section = map_at(doc, &root(), CONTRIBUTIONS)?;
-    let entry = map_at(doc, &section, id)?;
+    use automerge::{ScalarValueRef as Scalar, ValueRef};
+
     if !crate::ids::is_entry_id(id) {
         return None;
     }
-    let kind: Kind = str_at(doc, &entry, "kind")?.parse().ok()?;
-    let tags = str_at(doc, &entry, "tags").unwrap_or_default();
-    Some(Contribution {
+    let section = map_at(doc, &root(), CONTRIBUTIONS)?;
+    let entry = map_at(doc, &section, id)?;
+    let mut kind = None;
+    let mut created = None;
+    let mut c = Contribution {
         id: id.to_string(),
         author,
         journal: n,
-        kind,
-        title: str_at(doc, &entry, "title").unwrap_or_default(),
-        body: str_at(doc, &entry, "body").unwrap_or_default(),
-        tags: tags
-            .split(' ')
-            .filter(|t| !t.is_empty())
-            .map(str::to_string)
-            .collect(),
-        parent: str_at(doc, &entry, "parent"),
-        ask: str_at(doc, &entry, "ask"),
-        created: i64_at(doc, &entry, "created")?,
-        edited: i64_at(doc, &entry, "edited"),
-        retracted: bool_at(doc, &entry, "retracted").unwrap_or(false),
-        accepted: str_at(doc, &entry, "accepted"),
-        alias: str_at(doc, &entry, "alias"),
-    })
+        kind: Kind::Idea,
+        title: String::new(),
+        body: String::new(),
+        tags: Vec::new(),
+        parent: None,
+        ask: None,
+        created: 0,
+        edited: None,
+        retracted: false,
+        accepted: None,
+        alias: None,
+    };
+    // One pass over the entry's fields; a field of the wrong type counts as absent.
+    for field in doc.map_range(&entry, ..) {
+        let ValueRef::Scalar(value) = &field.value else {
+            continue;
+        };
+        let text = match value {
+            Scalar::Str(s) => Some(s.as_ref()),
+            _ => None,
+        };
+        let number = match value {
+            Scalar::Int(i) | Scalar::Timestamp(i) | Scalar::Counter(i) => Some(*i),
+            Scalar::Uint(u) => i64::try_from(*u).ok(),
+            _ => None,
+        };
+        match field.key.as_ref() {
+            "kind" => kind = text.and_then(|t| t.parse::<Kind>().ok()),
+            "title" => c.title = text.unwrap_or_default().to_string(),
+            "body" => c.body = text.unwrap_or_default().to_string(),
+            "tags" => {
+                c.tags = text
+                    .unwrap_or_default()
+                    .split(' ')
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }
+            "parent" => c.parent = text.map(str::to_string),
+            "ask" => c.ask = text.map(str::to_string),
+            "created" => created = number,
+            "edited" => c.edited = number,
+            "retracted" => c.retracted = matches!(value, Scalar::Boolean(true)),
+            "accepted" => c.accepted = text.map(str::to_string),
+            "alias" => c.alias = text.map(str::to_string),
+            _ => {}
+        }
+    }
+    c.kind = kind?;
+    c.created = created?;
+    Some(c)
 }
 
 /// Reads the endorsement of `contribution` in journal `n` of `endorser`.
@@ -330,10 +367,17 @@ impl Touched {
     }
 }
 
-/// Finds what changed between `before` and `after` (heads of the same journal).
+/// Finds what changed between `before` and `after` (heads of the same journal). This walks
+/// the document; where the patches of an apply or a transaction are at hand,
+/// [`touched_by`] is much cheaper.
 pub fn touched(doc: &automerge::Automerge, before: &[ChangeHash], after: &[ChangeHash]) -> Touched {
+    touched_by(&doc.diff(before, after))
+}
+
+/// Finds what a set of patches touched.
+pub fn touched_by(patches: &[automerge::Patch]) -> Touched {
     let mut touched = Touched::default();
-    for patch in doc.diff(before, after) {
+    for patch in patches {
         let mut props = patch.path.iter().map(|(_, p)| p.clone());
         let action_key = match &patch.action {
             automerge::PatchAction::PutMap { key, .. } => Some(Prop::Map(key.clone())),

@@ -53,10 +53,19 @@ impl MemberId {
 
     /// Checks `signature` over `message` with strict verification.
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> Result<(), KeyError> {
-        let key = self.verifying_key()?;
-        key.verify_strict(message, &Signature::from_bytes(signature))
-            .map_err(|_| KeyError::BadSignature)
+        verify_with(&self.verifying_key()?, message, signature)
     }
+}
+
+/// Checks `signature` over `message` with strict verification, by a key already decompressed
+/// and checked (see [`MemberId::verifying_key`]).
+pub fn verify_with(
+    key: &VerifyingKey,
+    message: &[u8],
+    signature: &[u8; 64],
+) -> Result<(), KeyError> {
+    key.verify_strict(message, &Signature::from_bytes(signature))
+        .map_err(|_| KeyError::BadSignature)
 }
 
 impl fmt::Display for MemberId {

@@ -432,13 +432,6 @@ pub(crate) fn i64_at(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Option<i64> 
     }
 }
 
-pub(crate) fn bool_at(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Option<bool> {
-    match doc.get(obj, key) {
-        Ok(Some((value, _))) => value.as_bool(),
-        _ => None,
-    }
-}
-
 pub(crate) fn bytes_at(doc: &impl ReadDoc, obj: &ObjId, key: &str) -> Option<Vec<u8>> {
     match doc.get(obj, key) {
         Ok(Some((value, _))) => value.as_bytes().map(<[u8]>::to_vec),

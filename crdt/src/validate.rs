@@ -192,6 +192,24 @@ pub fn apply(doc: &mut Automerge, changes: Vec<Change>) -> Result<(), Rejection>
     }
 }
 
+/// Like [`apply`], and returns the patches the changes made (what they touched), which is much
+/// cheaper than diffing the document afterwards.
+pub fn apply_logged(
+    doc: &mut Automerge,
+    changes: Vec<Change>,
+) -> Result<Vec<automerge::Patch>, Rejection> {
+    let applied = catch_unwind(AssertUnwindSafe(|| {
+        let mut log = automerge::PatchLog::active();
+        doc.apply_changes_log_patches(changes, &mut log)?;
+        Ok::<_, automerge::AutomergeError>(doc.make_patches(&mut log))
+    }));
+    match applied {
+        Ok(Ok(patches)) => Ok(patches),
+        Ok(Err(e)) => Err(Rejection::Apply(e.to_string())),
+        Err(_) => Err(Rejection::Panicked),
+    }
+}
+
 /// The author of a change: its actor id as a member key.
 pub fn author_of(change: &Change) -> Result<MemberId, Rejection> {
     let bytes: [u8; 32] = change
@@ -205,7 +223,19 @@ pub fn author_of(change: &Change) -> Result<MemberId, Rejection> {
 /// Validates `signed`, a change to `doc` (the target document as this node has it, which may
 /// already hold the change when it was made here).
 pub fn validate(ctx: &Context<'_>, doc: &Automerge, signed: &SignedChange) -> Verdict {
-    match check(ctx, doc, signed) {
+    validate_staged(ctx, doc, &|_| false, signed)
+}
+
+/// Like [`validate`], for a change that arrives in a batch: `staged` says which changes of
+/// the same document earlier in the batch were already found valid (they count as present
+/// for the dependency check, though not yet applied). Every other check is the same.
+pub fn validate_staged(
+    ctx: &Context<'_>,
+    doc: &Automerge,
+    staged: &dyn Fn(&ChangeHash) -> bool,
+    signed: &SignedChange,
+) -> Verdict {
+    match check(ctx, doc, staged, signed) {
         Ok(Ok(accepted)) => Verdict::Valid(Box::new(accepted)),
         Ok(Err(wait)) => Verdict::Pending(wait),
         Err(rejection) => Verdict::Invalid(rejection),
@@ -215,26 +245,27 @@ pub fn validate(ctx: &Context<'_>, doc: &Automerge, signed: &SignedChange) -> Ve
 fn check(
     ctx: &Context<'_>,
     doc: &Automerge,
+    staged: &dyn Fn(&ChangeHash) -> bool,
     signed: &SignedChange,
 ) -> Result<Result<Accepted, Wait>, Rejection> {
     let change = decode(&signed.bytes)?;
     let author = author_of(&change)?;
-    author.verifying_key().map_err(|e| match e {
+    let key = author.verifying_key().map_err(|e| match e {
         KeyError::WeakKey => Rejection::WeakKey,
         _ => Rejection::NotAKey,
     })?;
     let hash = change.hash();
-    author
-        .verify(
-            &signing_message(&ctx.topic, &signed.doc, &hash),
-            &signed.signature,
-        )
-        .map_err(|_| Rejection::BadSignature)?;
+    crate::keys::verify_with(
+        &key,
+        &signing_message(&ctx.topic, &signed.doc, &hash),
+        &signed.signature,
+    )
+    .map_err(|_| Rejection::BadSignature)?;
 
     let missing: Vec<ChangeHash> = change
         .deps()
         .iter()
-        .filter(|d| doc.get_change_by_hash(d).is_none())
+        .filter(|d| !staged(d) && doc.get_change_by_hash(d).is_none())
         .copied()
         .collect();
 

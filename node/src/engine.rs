@@ -17,7 +17,7 @@ use automerge::{Automerge, ChangeHash, ReadDoc};
 use catchment_crdt::charter::CharterView;
 use catchment_crdt::membership::{self, Status};
 use catchment_crdt::validate::{self, Admission, Rejection, Verdict, Wait};
-use catchment_crdt::{DocId, Keypair, MemberId, SignedChange, TopicId};
+use catchment_crdt::{journal, DocId, Keypair, MemberId, SignedChange, TopicId};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
@@ -97,6 +97,8 @@ pub(crate) struct TopicState {
     docs: HashMap<DocId, Automerge>,
     log_len: HashMap<DocId, u64>,
     pending: Vec<SignedChange>,
+    /// The newest journal of this node's member, once looked up.
+    pub(crate) my_journal: Option<u32>,
 }
 
 impl TopicState {
@@ -113,7 +115,25 @@ impl TopicState {
     }
 }
 
-enum Outcome {
+/// Changes validated but not yet applied, per document.
+#[derive(Default)]
+struct Stage {
+    docs: BTreeMap<DocId, Staged>,
+    hashes: std::collections::HashSet<ChangeHash>,
+    admissions: Vec<Admission>,
+    count: usize,
+}
+
+#[derive(Default)]
+struct Staged {
+    changes: Vec<(automerge::Change, SignedChange)>,
+    hashes: std::collections::HashSet<ChangeHash>,
+}
+
+/// Changes applied and written together at most.
+const STAGE_LIMIT: usize = 512;
+
+pub(crate) enum Outcome {
     Accepted(ChangeHash),
     Duplicate,
     Pending(Wait),
@@ -224,6 +244,7 @@ impl Engine {
             docs: HashMap::new(),
             log_len: HashMap::new(),
             pending: Vec::new(),
+            my_journal: None,
         };
         state.refresh_statuses();
         Ok(state)
@@ -379,24 +400,15 @@ impl Engine {
 
     /// Validates and stores a batch of changes of one topic, from anywhere. Pending changes
     /// wait and are retried as others arrive. Call [`Engine::commit`] before confirming.
+    ///
+    /// Journal changes are validated one by one (a change may depend on one earlier in the
+    /// batch), then each journal's valid changes are applied in one Automerge call and written,
+    /// with their index entries, in one atomic store batch: applying a batch costs a fraction
+    /// of applying its changes one at a time.
     pub fn ingest(&mut self, topic: &TopicId, changes: Vec<SignedChange>) -> Result<Ingested> {
         self.add_topic(topic)?;
         let mut report = Ingested::default();
-        let mut waiting = Vec::new();
-        for signed in changes {
-            match self.ingest_one(topic, &signed)? {
-                Outcome::Accepted(hash) => report.accepted.push(hash),
-                Outcome::Duplicate => report.duplicates += 1,
-                Outcome::Pending(wait) => {
-                    debug!(topic = %topic.short(), ?wait, "change pending");
-                    waiting.push(signed);
-                }
-                Outcome::Rejected(rejection) => {
-                    debug!(topic = %topic.short(), %rejection, "change rejected");
-                    report.rejected.push(rejection);
-                }
-            }
-        }
+        let waiting = self.ingest_all(topic, changes, &mut report)?;
         let state = self.state(topic)?;
         state.pending.extend(waiting);
         if !report.accepted.is_empty() {
@@ -412,24 +424,51 @@ impl Engine {
         Ok(report)
     }
 
-    fn retry_pending(&mut self, topic: &TopicId, report: &mut Ingested) -> Result<()> {
+    /// Ingests `changes`; returns those that wait.
+    fn ingest_all(
+        &mut self,
+        topic: &TopicId,
+        changes: Vec<SignedChange>,
+        report: &mut Ingested,
+    ) -> Result<Vec<SignedChange>> {
+        let mut waiting = Vec::new();
+        let mut stage = Stage::default();
+        for signed in changes {
+            let outcome = self.stage_one(topic, &signed, &mut stage, report)?;
+            match outcome {
+                Some(Outcome::Accepted(hash)) => report.accepted.push(hash),
+                Some(Outcome::Duplicate) => report.duplicates += 1,
+                Some(Outcome::Pending(wait)) => {
+                    debug!(topic = %topic.short(), ?wait, "change pending");
+                    waiting.push(signed);
+                }
+                Some(Outcome::Rejected(rejection)) => {
+                    debug!(topic = %topic.short(), %rejection, "change rejected");
+                    report.rejected.push(rejection);
+                }
+                None => {}
+            }
+            if stage.count >= STAGE_LIMIT {
+                self.commit_stage(topic, &mut stage, report)?;
+            }
+        }
+        self.commit_stage(topic, &mut stage, report)?;
+        Ok(waiting)
+    }
+
+    pub(crate) fn retry_pending(&mut self, topic: &TopicId, report: &mut Ingested) -> Result<()> {
         loop {
             let queue = std::mem::take(&mut self.state(topic)?.pending);
-            let mut progress = false;
-            let mut still = Vec::new();
-            for signed in queue {
-                match self.ingest_one(topic, &signed)? {
-                    Outcome::Accepted(hash) => {
-                        report.accepted.push(hash);
-                        progress = true;
-                    }
-                    Outcome::Duplicate => {}
-                    Outcome::Pending(_) => still.push(signed),
-                    Outcome::Rejected(rejection) => report.rejected.push(rejection),
-                }
+            if queue.is_empty() {
+                return Ok(());
             }
+            let before = report.accepted.len();
+            let mut retry = Ingested::default();
+            let still = self.ingest_all(topic, queue, &mut retry)?;
+            report.accepted.extend(retry.accepted);
+            report.rejected.extend(retry.rejected);
             self.state(topic)?.pending = still;
-            if !progress {
+            if report.accepted.len() == before {
                 return Ok(());
             }
         }
@@ -440,7 +479,203 @@ impl Engine {
         Ok(self.state(topic)?.pending.len())
     }
 
-    fn ingest_one(&mut self, topic: &TopicId, signed: &SignedChange) -> Result<Outcome> {
+    /// Validates a change; a valid journal change is staged (`None`), anything else decided
+    /// at once.
+    fn stage_one(
+        &mut self,
+        topic: &TopicId,
+        signed: &SignedChange,
+        stage: &mut Stage,
+        report: &mut Ingested,
+    ) -> Result<Option<Outcome>> {
+        let change = match validate::decode(&signed.bytes) {
+            Ok(change) => change,
+            Err(rejection) => return Ok(Some(Outcome::Rejected(rejection))),
+        };
+        let hash = change.hash();
+        if stage.hashes.contains(&hash) {
+            return Ok(Some(Outcome::Duplicate));
+        }
+        let change_key = layout::key(layout::CHANGE, topic, &[&hash.0]);
+        if self.backend.get(&change_key)?.is_some() {
+            return Ok(Some(Outcome::Duplicate));
+        }
+        // Charter changes and a removed member's changes read documents as they stand:
+        // everything staged goes first, then they take the one-at-a-time path.
+        let removed = signed.doc.journal_owner().is_some_and(|m| {
+            self.state(topic)
+                .is_ok_and(|s| s.charter_view.removed.contains_key(&m))
+        });
+        if signed.doc == DocId::Charter || removed {
+            self.commit_stage(topic, stage, report)?;
+            return self.ingest_one(topic, signed, None).map(Some);
+        }
+
+        self.ensure_doc(topic, &signed.doc)?;
+        let state = self.topics.get_mut(topic).expect("ensured");
+        let TopicState {
+            charter,
+            charter_view,
+            admissions,
+            docs,
+            ..
+        } = state;
+        let admitted = |m: &MemberId| admissions.contains_key(m);
+        let ctx = validate::Context {
+            topic: *topic,
+            charter,
+            charter_view,
+            admitted: &admitted,
+        };
+        let doc = &docs[&signed.doc];
+        let staged = stage.docs.get(&signed.doc);
+        let in_stage = |h: &ChangeHash| staged.is_some_and(|s| s.hashes.contains(h));
+        let accepted = match validate::validate_staged(&ctx, doc, &in_stage, signed) {
+            Verdict::Valid(accepted) => accepted,
+            Verdict::Pending(wait) => return Ok(Some(Outcome::Pending(wait))),
+            Verdict::Invalid(rejection) => return Ok(Some(Outcome::Rejected(rejection))),
+        };
+        let accepted = *accepted;
+        if let Some(admission) = accepted.admission {
+            // Later changes of this member in the batch count it as admitted.
+            state.admissions.insert(admission.member, admission.clone());
+            stage.admissions.push(admission);
+        }
+        stage.hashes.insert(hash);
+        stage.count += 1;
+        let staged = stage.docs.entry(signed.doc).or_default();
+        staged.hashes.insert(hash);
+        staged.changes.push((accepted.change, signed.clone()));
+        Ok(None)
+    }
+
+    /// Applies and writes everything staged: per document one apply, then one store batch.
+    fn commit_stage(
+        &mut self,
+        topic: &TopicId,
+        stage: &mut Stage,
+        report: &mut Ingested,
+    ) -> Result<()> {
+        if stage.count == 0 {
+            return Ok(());
+        }
+        let staged = std::mem::take(stage);
+        let mut batch = Batch::default();
+        let mut fallback = Vec::new();
+        let mut written = Vec::new();
+        for (doc_id, entries) in staged.docs {
+            let changes: Vec<_> = entries.changes.iter().map(|(c, _)| c.clone()).collect();
+            let state = self
+                .topics
+                .get_mut(topic)
+                .expect("staged from a loaded topic");
+            let doc = state
+                .docs
+                .get_mut(&doc_id)
+                .expect("staged from a loaded document");
+            let patches = match validate::apply_logged(doc, changes) {
+                Ok(patches) => patches,
+                Err(rejection) => {
+                    // One of them does not apply: take them one at a time to find which.
+                    debug!(topic = %topic.short(), doc = ?doc_id, %rejection, "batch apply failed");
+                    self.forget_doc(topic, &doc_id)?;
+                    fallback.extend(entries.changes.into_iter().map(|(_, s)| s));
+                    continue;
+                }
+            };
+            for (change, signed) in &entries.changes {
+                self.log_change(topic, signed, change.hash(), &mut batch)?;
+            }
+            index::journal_changed(
+                self,
+                topic,
+                &doc_id,
+                journal::touched_by(&patches),
+                &mut batch,
+            )?;
+            written.extend(entries.changes.into_iter().map(|(c, s)| (c.hash(), s)));
+        }
+        for admission in staged.admissions {
+            index::record_admission(self, topic, admission, &mut batch)?;
+        }
+        if let Err(e) = self.backend.write(batch) {
+            // The loaded state holds changes the store does not: load it again when needed.
+            self.topics.remove(topic);
+            return Err(e.into());
+        }
+        for (hash, signed) in written {
+            report.accepted.push(hash);
+            if self.accepted.len() < MAX_PENDING {
+                self.accepted.push((*topic, signed));
+            }
+        }
+        for signed in fallback {
+            match self.ingest_one(topic, &signed, None)? {
+                Outcome::Accepted(hash) => report.accepted.push(hash),
+                Outcome::Duplicate => report.duplicates += 1,
+                Outcome::Pending(_) => self.state(topic)?.pending.push(signed),
+                Outcome::Rejected(rejection) => report.rejected.push(rejection),
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a change, its place in its document's log, and a snapshot when one is due.
+    fn log_change(
+        &mut self,
+        topic: &TopicId,
+        signed: &SignedChange,
+        hash: ChangeHash,
+        batch: &mut Batch,
+    ) -> Result<()> {
+        batch.put(
+            layout::key(layout::CHANGE, topic, &[&hash.0]),
+            envelope::encode(signed),
+        );
+        let known = self
+            .topics
+            .get(topic)
+            .and_then(|s| s.log_len.get(&signed.doc).copied());
+        let log_len = match known {
+            Some(n) => n,
+            None => self.stored_log_len(topic, &signed.doc)?,
+        };
+        let doc_key = layout::doc(&signed.doc);
+        batch.put(
+            layout::key(layout::LOG, topic, &[&doc_key, &log_len.to_be_bytes()]),
+            hash.0.to_vec(),
+        );
+        batch.put(
+            layout::key(layout::DOC, topic, &[&doc_key]),
+            encode(&(log_len + 1)),
+        );
+        let state = self.topics.get_mut(topic).expect("loaded");
+        state.log_len.insert(signed.doc, log_len + 1);
+        if (log_len + 1) % SNAPSHOT_EVERY == 0 {
+            let doc = match signed.doc {
+                DocId::Charter => &state.charter,
+                _ => &state.docs[&signed.doc],
+            };
+            let snapshot = Snapshot {
+                log_len: log_len + 1,
+                bytes: doc.save(),
+            };
+            batch.put(
+                layout::key(layout::SNAPSHOT, topic, &[&doc_key]),
+                encode(&snapshot),
+            );
+        }
+        Ok(())
+    }
+
+    /// Validates, applies and writes one change. `patches`: what a local change (already in
+    /// the cached document) touched, from its transaction.
+    pub(crate) fn ingest_one(
+        &mut self,
+        topic: &TopicId,
+        signed: &SignedChange,
+        patches: Option<Vec<automerge::Patch>>,
+    ) -> Result<Outcome> {
         let change = match validate::decode(&signed.bytes) {
             Ok(change) => change,
             Err(rejection) => return Ok(Outcome::Rejected(rejection)),
@@ -487,49 +722,23 @@ impl Engine {
             DocId::Charter => &mut state.charter,
             _ => state.docs.get_mut(&signed.doc).expect("ensured"),
         };
-        let before: Vec<ChangeHash> = if doc.get_change_by_hash(&hash).is_some() {
-            accepted.change.deps().to_vec()
-        } else {
-            let before = doc.get_heads();
-            if let Err(rejection) = validate::apply(doc, vec![accepted.change]) {
-                self.forget_doc(topic, &signed.doc)?;
-                return Ok(Outcome::Rejected(rejection));
+        let touched = if doc.get_change_by_hash(&hash).is_some() {
+            match patches {
+                Some(patches) => journal::touched_by(&patches),
+                None => journal::touched(doc, accepted.change.deps(), &[hash]),
             }
-            before
+        } else {
+            match validate::apply_logged(doc, vec![accepted.change]) {
+                Ok(patches) => journal::touched_by(&patches),
+                Err(rejection) => {
+                    self.forget_doc(topic, &signed.doc)?;
+                    return Ok(Outcome::Rejected(rejection));
+                }
+            }
         };
 
         let mut batch = Batch::default();
-        batch.put(change_key, envelope::encode(signed));
-        let known = state.log_len.get(&signed.doc).copied();
-        let log_len = match known {
-            Some(n) => n,
-            None => self.stored_log_len(topic, &signed.doc)?,
-        };
-        let state = self.topics.get_mut(topic).expect("ensured");
-        let doc_key = layout::doc(&signed.doc);
-        batch.put(
-            layout::key(layout::LOG, topic, &[&doc_key, &log_len.to_be_bytes()]),
-            hash.0.to_vec(),
-        );
-        batch.put(
-            layout::key(layout::DOC, topic, &[&doc_key]),
-            encode(&(log_len + 1)),
-        );
-        state.log_len.insert(signed.doc, log_len + 1);
-        if (log_len + 1) % SNAPSHOT_EVERY == 0 {
-            let doc = match signed.doc {
-                DocId::Charter => &state.charter,
-                _ => &state.docs[&signed.doc],
-            };
-            let snapshot = Snapshot {
-                log_len: log_len + 1,
-                bytes: doc.save(),
-            };
-            batch.put(
-                layout::key(layout::SNAPSHOT, topic, &[&doc_key]),
-                encode(&snapshot),
-            );
-        }
+        self.log_change(topic, signed, hash, &mut batch)?;
 
         // The index entries go into the same batch: a crash (even an unflushed write that
         // reaches the disk) leaves the change with its index entries, or neither.
@@ -541,7 +750,7 @@ impl Engine {
             .and_then(|()| match signed.doc {
                 DocId::Charter => index::charter_changed(self, topic, &mut batch),
                 DocId::Journal { .. } => {
-                    index::journal_changed(self, topic, &signed.doc, &before, &mut batch)
+                    index::journal_changed(self, topic, &signed.doc, touched, &mut batch)
                 }
             })
             .and_then(|()| Ok(self.backend.write(batch)?));

@@ -81,18 +81,18 @@ fn refresh(engine: &mut Engine, topic: &TopicId, _old: &CharterView) -> Result<(
 
 /// Indexes what a journal change touched, into `batch`; `before` are the journal's heads
 /// before it.
+/// Indexes what a journal change touched.
 pub(crate) fn journal_changed(
     engine: &mut Engine,
     topic: &TopicId,
     doc: &DocId,
-    before: &[ChangeHash],
+    touched: journal::Touched,
     batch: &mut Batch,
 ) -> Result<()> {
     if removed_pins(engine, topic, doc)?.is_some() {
         return reindex_doc(engine, topic, doc, batch);
     }
     let (backend, automerge) = engine.doc_and_backend(topic, doc)?;
-    let touched = journal::touched(automerge, before, &automerge.get_heads());
     write_entries(backend, batch, topic, doc, automerge, &touched)
 }
 

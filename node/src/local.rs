@@ -18,7 +18,7 @@ use catchment_crdt::{
     charter, genesis, ids, journal, DocId, MemberId, SignedChange, TopicId, JOURNAL_ROLLOVER,
 };
 
-use crate::engine::Engine;
+use crate::engine::{Engine, Outcome};
 use crate::error::{EngineError, Result};
 
 fn bad(message: impl Into<String>) -> EngineError {
@@ -79,23 +79,41 @@ impl Engine {
         F: FnOnce(&mut Transaction<'_>) -> Result<(), AutomergeError>,
     {
         let now = self.now();
-        let Some(change) = self.with_doc(topic, &doc, |d| genesis::try_transact(d, now, f))??
-        else {
+        let made = self.with_doc(topic, &doc, |d| genesis::try_transact_logged(d, now, f))??;
+        let Some((change, patches)) = made else {
             return Ok(None);
         };
         let signed = SignedChange::sign(&self.key, topic, doc, &change);
-        self.ingest_local(topic, signed).map(Some)
+        self.ingest_prepared(topic, signed, Some(patches)).map(Some)
     }
 
     fn ingest_local(&mut self, topic: &TopicId, signed: SignedChange) -> Result<ChangeHash> {
+        self.ingest_prepared(topic, signed, None)
+    }
+
+    /// Ingests a change made here through the same validation as any other; `patches` say
+    /// what it touched when it is already in the cached document.
+    fn ingest_prepared(
+        &mut self,
+        topic: &TopicId,
+        signed: SignedChange,
+        patches: Option<Vec<automerge::Patch>>,
+    ) -> Result<ChangeHash> {
+        self.add_topic(topic)?;
         let doc = signed.doc;
-        let report = self.ingest(topic, vec![signed])?;
-        if let Some(rejection) = report.rejected.into_iter().next() {
-            return Err(rejection.into());
-        }
-        match report.accepted.first() {
-            Some(hash) => Ok(*hash),
-            None => {
+        match self.ingest_one(topic, &signed, patches)? {
+            Outcome::Accepted(hash) => {
+                if self.pending_count(topic)? > 0 {
+                    // Something waiting may have needed this.
+                    self.retry_pending(topic, &mut crate::engine::Ingested::default())?;
+                }
+                Ok(hash)
+            }
+            Outcome::Duplicate => Err(EngineError::BadInput(
+                "this change is already stored".into(),
+            )),
+            Outcome::Rejected(rejection) => Err(rejection.into()),
+            Outcome::Pending(_) => {
                 self.forget_doc(topic, &doc)?;
                 Err(EngineError::NotMember(
                     "this change waits for the topic's charter from a peer".into(),
@@ -179,14 +197,17 @@ impl Engine {
     /// The journal new entries go to, starting the next one when the current one is full.
     fn current_journal(&mut self, topic: &TopicId) -> Result<DocId> {
         let me = self.me;
-        let n = self
-            .doc_ids(topic)?
-            .into_iter()
-            .filter_map(|d| match d {
-                DocId::Journal { member, n } if member == me => Some(n),
-                _ => None,
-            })
-            .max();
+        let n = match self.state(topic)?.my_journal {
+            Some(n) => Some(n),
+            None => self
+                .doc_ids(topic)?
+                .into_iter()
+                .filter_map(|d| match d {
+                    DocId::Journal { member, n } if member == me => Some(n),
+                    _ => None,
+                })
+                .max(),
+        };
         let Some(n) = n else {
             // A role in the charter but no journal yet (topic creation was interrupted, or an
             // admin gave this member a role): open journal 0 with a role claim.
@@ -201,10 +222,12 @@ impl Engine {
             return Ok(DocId::Journal { member: me, n: 0 });
         };
         let doc = DocId::Journal { member: me, n };
+        self.state(topic)?.my_journal = Some(n);
         if self.with_doc(topic, &doc, |d| journal::entry_count(d))? < JOURNAL_ROLLOVER {
             return Ok(doc);
         }
         self.start_journal(topic, n + 1, None)?;
+        self.state(topic)?.my_journal = Some(n + 1);
         Ok(DocId::Journal {
             member: me,
             n: n + 1,

@@ -13,6 +13,7 @@ use catchment_crdt::schema::{Ask, Draft, Edit, Kind, Profile, Role, Weights};
 use catchment_crdt::TopicId;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
@@ -293,10 +294,29 @@ pub struct TopicView {
     pub asks: Vec<Ask>,
     /// Counts of contributions, endorsements, kudos, members and changes.
     pub counts: BTreeMap<String, usize>,
+    /// Hex SHA-256 over every document's id and sorted heads, as this node stores them: two
+    /// nodes with the same digest hold the same changes of the topic.
+    pub digest: String,
 }
 
 fn topic(engine: &mut Engine, typed: &Option<String>) -> Result<TopicId> {
     engine.resolve_topic(typed.as_deref())
+}
+
+/// [`TopicView::digest`]: every (document id, sorted heads) of the topic, in document order.
+fn heads_digest(engine: &mut Engine, topic: &TopicId) -> Result<String> {
+    let mut hasher = Sha256::new();
+    for (doc, mut heads) in engine.heads(topic)? {
+        heads.sort();
+        let doc = doc.to_bytes();
+        hasher.update((doc.len() as u32).to_be_bytes());
+        hasher.update(&doc);
+        hasher.update((heads.len() as u32).to_be_bytes());
+        for head in heads {
+            hasher.update(head.0);
+        }
+    }
+    Ok(hex::encode(hasher.finalize()))
 }
 
 fn to_value<T: Serialize>(value: &T) -> Value {
@@ -384,6 +404,7 @@ pub fn execute(engine: &mut Engine, home: &Home, request: Request) -> Result<Val
                 members,
                 asks: engine.asks(&id)?,
                 counts,
+                digest: heads_digest(engine, &id)?,
             })
         }
         Request::Weights { topic: t, set } => {

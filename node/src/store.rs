@@ -40,21 +40,33 @@ impl From<sled::Error> for StoreError {
     }
 }
 
-/// Writes applied together or not at all.
+/// Writes applied together or not at all. A later write to the same key replaces an earlier
+/// one in the batch.
 #[derive(Debug, Default)]
 pub struct Batch {
     ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    at: std::collections::HashMap<Vec<u8>, usize>,
 }
 
 impl Batch {
+    fn set(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        match self.at.get(&key) {
+            Some(&i) => self.ops[i].1 = value,
+            None => {
+                self.at.insert(key.clone(), self.ops.len());
+                self.ops.push((key, value));
+            }
+        }
+    }
+
     /// Sets `key` to `value`.
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.ops.push((key, Some(value)));
+        self.set(key, Some(value));
     }
 
     /// Deletes `key`.
     pub fn delete(&mut self, key: Vec<u8>) {
-        self.ops.push((key, None));
+        self.set(key, None);
     }
 
     /// Whether the batch holds nothing.
@@ -67,14 +79,10 @@ impl Batch {
         self.ops.len()
     }
 
-    /// What this batch last writes to `key`: `Some(None)` if it deletes it, `None` if it does
-    /// not touch it.
+    /// What this batch writes to `key`: `Some(None)` if it deletes it, `None` if it does not
+    /// touch it.
     pub fn pending(&self, key: &[u8]) -> Option<Option<&[u8]>> {
-        self.ops
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_deref())
+        self.at.get(key).map(|&i| self.ops[i].1.as_deref())
     }
 }
 
@@ -158,7 +166,7 @@ impl Backend for SledBackend {
 
     fn write(&self, batch: Batch) -> Result<(), StoreError> {
         let mut b = sled::Batch::default();
-        for (key, value) in batch.ops {
+        for (key, value) in batch.ops.into_iter() {
             match value {
                 Some(v) => b.insert(key, v),
                 None => b.remove(key),
