@@ -388,8 +388,14 @@ enum InviteAction {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The store's own log lines would double our one-line errors; CATCHMENT_LOG overrides.
+    // A running node says what a person running it wants to see (listening, peers, sync).
+    let default = if matches!(cli.command, Command::Up(_)) {
+        "warn,catchment_node=info,sled=off"
+    } else {
+        "warn,sled=off"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CATCHMENT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sled=off"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

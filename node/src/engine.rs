@@ -410,7 +410,16 @@ impl Engine {
         let mut report = Ingested::default();
         let waiting = self.ingest_all(topic, changes, &mut report)?;
         let state = self.state(topic)?;
-        state.pending.extend(waiting);
+        // One copy of each waiting change.
+        for signed in waiting {
+            if !state
+                .pending
+                .iter()
+                .any(|p| p.bytes == signed.bytes && p.doc == signed.doc)
+            {
+                state.pending.push(signed);
+            }
+        }
         if !report.accepted.is_empty() {
             self.retry_pending(topic, &mut report)?;
         }

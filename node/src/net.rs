@@ -19,10 +19,10 @@ use sha2::{Digest, Sha256};
 pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/catchment/sync/1");
 /// The identify protocol's name.
 pub const IDENTIFY_PROTOCOL: &str = "/catchment/id/1";
-/// The largest sync request accepted.
-pub const MAX_REQUEST: usize = 256 * 1024;
-/// The largest sync response accepted.
-pub const MAX_RESPONSE: usize = 4 * 1024 * 1024;
+/// The largest sync request accepted: the protocol's own limit.
+pub const MAX_REQUEST: usize = catchment_protocol::sync::MAX_REQUEST_BYTES;
+/// The largest sync response accepted: the protocol's own limit.
+pub const MAX_RESPONSE: usize = catchment_protocol::sync::MAX_RESPONSE_BYTES;
 /// The largest gossip message.
 pub const MAX_GOSSIP: usize = 300 * 1024;
 

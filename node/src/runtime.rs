@@ -196,6 +196,8 @@ struct Runtime {
     requests: HashMap<OutboundRequestId, (PeerId, TopicId)>,
     subscribed: HashMap<TopicHash, TopicId>,
     backoff: HashMap<PeerId, Backoff>,
+    /// When to dial the invites' addresses again while no peer is connected.
+    hints: Backoff,
 }
 
 /// Errors that stop a node from starting.
@@ -297,6 +299,10 @@ pub async fn run(
         requests: HashMap::new(),
         subscribed: HashMap::new(),
         backoff: HashMap::new(),
+        hints: Backoff {
+            next: Instant::now() + Duration::from_secs(2),
+            delay: Duration::from_secs(2),
+        },
     };
     runtime.subscribe_all();
     runtime.load_remembered();
@@ -527,6 +533,16 @@ impl Runtime {
             } => {
                 if let Some(state) = self.peers.get_mut(&peer_id) {
                     state.connected = false;
+                    // Try to get it back (unless offline), starting soon and backing off.
+                    if !state.addresses.is_empty() {
+                        self.backoff.insert(
+                            peer_id,
+                            Backoff {
+                                next: Instant::now() + Duration::from_secs(1),
+                                delay: Duration::from_secs(1),
+                            },
+                        );
+                    }
                 }
                 info!(peer = %peer_id, "peer lost");
                 self.emit(Event::Peer {
@@ -811,17 +827,25 @@ impl Runtime {
                 self.send(peer, topic, request);
             }
             SyncResponse::Changes { changes, .. } => {
-                match self.engine.receive(&topic, changes) {
+                let progress = match self.engine.receive(&topic, changes) {
                     Ok(report) => {
                         self.after_ingest(&topic, &report);
                         if !report.rejected.is_empty() {
                             warn!(%peer, rejected = report.rejected.len(), "peer sent changes that do not validate");
                         }
+                        !report.accepted.is_empty()
                     }
-                    Err(e) => warn!(error = %e, "storing synced changes failed"),
+                    Err(e) => {
+                        warn!(error = %e, "storing synced changes failed");
+                        false
+                    }
+                };
+                // Ask for heads again: either more is missing, or the session ends in
+                // agreement. A round that stored nothing ends the session (what is missing
+                // cannot come from this peer now); the next tick tries again.
+                if progress {
+                    self.request_heads(peer, topic);
                 }
-                // Ask for heads again: either more is missing, or the session ends in agreement.
-                self.request_heads(peer, topic);
             }
         }
     }
@@ -908,6 +932,19 @@ impl Runtime {
             return;
         }
         let now = Instant::now();
+        // With nobody connected, the addresses invites carried are worth trying again.
+        if self.hints.next <= now && !self.peers.values().any(|p| p.connected) {
+            self.hints.next = now + self.hints.delay;
+            self.hints.delay = (self.hints.delay * 2).min(MAX_BACKOFF);
+            let topics = self.engine.topic_ids().unwrap_or_default();
+            for topic in topics {
+                for hint in self.engine.dial_hints(&topic).unwrap_or_default() {
+                    if let Ok(address) = hint.parse::<Multiaddr>() {
+                        self.dial(address);
+                    }
+                }
+            }
+        }
         let due: Vec<PeerId> = self
             .backoff
             .iter()
@@ -966,6 +1003,8 @@ impl Runtime {
                     info!("offline: connections dropped, not dialling");
                 } else {
                     info!("online again");
+                    // Invites joined while offline were never dialled: dial them now.
+                    self.load_remembered();
                     for b in self.backoff.values_mut() {
                         b.next = Instant::now();
                         b.delay = Duration::from_secs(1);
