@@ -574,14 +574,11 @@ impl Engine {
         let mut written = Vec::new();
         for (doc_id, entries) in staged.docs {
             let changes: Vec<_> = entries.changes.iter().map(|(c, _)| c.clone()).collect();
-            let state = self
-                .topics
-                .get_mut(topic)
-                .expect("staged from a loaded topic");
-            let doc = state
-                .docs
-                .get_mut(&doc_id)
-                .expect("staged from a loaded document");
+            // Staged changes are not applied yet, so a document the cache let go of since is
+            // reloaded in exactly the state they were validated against.
+            self.ensure_doc(topic, &doc_id)?;
+            let state = self.topics.get_mut(topic).expect("ensured");
+            let doc = state.docs.get_mut(&doc_id).expect("ensured");
             let patches = match validate::apply_logged(doc, changes) {
                 Ok(patches) => patches,
                 Err(rejection) => {

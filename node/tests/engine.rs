@@ -641,3 +641,58 @@ fn an_admin_invite_becomes_a_charter_role_once_an_admin_sees_it() {
     send(&mut b, &mut a, &topic);
     assert_eq!(a.engine.asks(&topic).unwrap().len(), 1);
 }
+
+#[test]
+fn a_batch_touching_more_documents_than_the_cache_holds_is_ingested_whole() {
+    use catchment_crdt::invite::prove_admission;
+    use catchment_crdt::schema::AdmissionClaim;
+    use catchment_crdt::{genesis, journal, DocId, Keypair, SignedChange};
+
+    let mut a = node("Ada");
+    let topic = a.engine.create_topic("Busy", &profile("Ada")).unwrap();
+    let (grant, secret) = a
+        .engine
+        .create_invite(&topic, Role::Member, None, None)
+        .unwrap();
+    let mut changes = a.engine.changes(&topic).unwrap();
+    for i in 0..80 {
+        let key = Keypair::generate();
+        let member = key.member_id();
+        let claim = AdmissionClaim::Invite {
+            grant: grant.to_bytes(),
+            proof: prove_admission(&secret, &topic, &member).to_vec(),
+        };
+        let (mut doc, first) =
+            genesis::start_journal(&key, &topic, 0, Some(&claim), 1_000).unwrap();
+        let id = format!("{i:016x}");
+        let post = genesis::transact(&mut doc, 2_000, |tx| {
+            journal::put_contribution(tx, &id, Kind::Idea, &draft(&format!("idea {i}"), ""), 2_000)
+        })
+        .unwrap();
+        changes.push(first);
+        changes.push(SignedChange::sign(
+            &key,
+            &topic,
+            DocId::Journal { member, n: 0 },
+            &post,
+        ));
+    }
+    let total = changes.len();
+    let mut b = node("Bo");
+    let report = b.engine.ingest(&topic, changes).unwrap();
+    assert_eq!(
+        (report.accepted.len(), report.rejected.len(), report.pending),
+        (total, 0, 0)
+    );
+    let feed = b
+        .engine
+        .feed(
+            &topic,
+            &FeedFilter {
+                limit: 500,
+                ..FeedFilter::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(feed.len(), 80);
+}
