@@ -8,6 +8,8 @@
 //! punching join this struct when reaching beyond the LAN.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
@@ -80,6 +82,16 @@ from_event! {
 impl Behaviour {
     /// Builds the behaviours for a transport key.
     pub fn new(key: &identity::Keypair, mdns_on: bool) -> io::Result<Self> {
+        Self::counting(key, mdns_on, Arc::default())
+    }
+
+    /// Builds the behaviours for a transport key; the sync protocol adds the bytes of every
+    /// frame it writes and reads to `sync_bytes`.
+    pub fn counting(
+        key: &identity::Keypair,
+        mdns_on: bool,
+        sync_bytes: Arc<SyncBytes>,
+    ) -> io::Result<Self> {
         let peer_id = key.public().to_peer_id();
         let gossip_config = gossipsub::ConfigBuilder::default()
             .heartbeat_interval(Duration::from_millis(700))
@@ -96,7 +108,8 @@ impl Behaviour {
             gossip_config,
         )
         .map_err(io::Error::other)?;
-        let sync = request_response::Behaviour::new(
+        let sync = request_response::Behaviour::with_codec(
+            SyncCodec { bytes: sync_bytes },
             [(SYNC_PROTOCOL, request_response::ProtocolSupport::Full)],
             request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
         );
@@ -121,10 +134,59 @@ impl Behaviour {
     }
 }
 
+/// Bytes of the sync frames a node wrote and read, length prefixes included; a frame counts
+/// once it has been written or read whole.
+#[derive(Debug, Default)]
+pub struct SyncBytes {
+    sent: AtomicU64,
+    received: AtomicU64,
+}
+
+impl SyncBytes {
+    /// Bytes written: requests and responses.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Bytes read: requests and responses.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+}
+
 /// Frames sync messages as a u32 length and the bytes, with size limits; the messages
-/// themselves are `catchment_protocol::sync`'s.
+/// themselves are `catchment_protocol::sync`'s. Every connection's copy counts into the same
+/// [`SyncBytes`].
 #[derive(Debug, Clone, Default)]
-pub struct SyncCodec;
+pub struct SyncCodec {
+    bytes: Arc<SyncBytes>,
+}
+
+impl SyncCodec {
+    async fn read<T: futures::AsyncRead + Unpin + Send>(
+        &self,
+        io: &mut T,
+        max: usize,
+    ) -> io::Result<Vec<u8>> {
+        let frame = read_frame(io, max).await?;
+        self.bytes
+            .received
+            .fetch_add(4 + frame.len() as u64, Ordering::Relaxed);
+        Ok(frame)
+    }
+
+    async fn write<T: futures::AsyncWrite + Unpin + Send>(
+        &self,
+        io: &mut T,
+        bytes: &[u8],
+    ) -> io::Result<()> {
+        write_frame(io, bytes).await?;
+        self.bytes
+            .sent
+            .fetch_add(4 + bytes.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
 
 async fn read_frame<T: futures::AsyncRead + Unpin + Send>(
     io: &mut T,
@@ -162,14 +224,14 @@ impl request_response::Codec for SyncCodec {
     where
         T: futures::AsyncRead + Unpin + Send,
     {
-        read_frame(io, MAX_REQUEST).await
+        self.read(io, MAX_REQUEST).await
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
     where
         T: futures::AsyncRead + Unpin + Send,
     {
-        read_frame(io, MAX_RESPONSE).await
+        self.read(io, MAX_RESPONSE).await
     }
 
     async fn write_request<T>(
@@ -181,7 +243,7 @@ impl request_response::Codec for SyncCodec {
     where
         T: futures::AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &req).await
+        self.write(io, &req).await
     }
 
     async fn write_response<T>(
@@ -193,6 +255,6 @@ impl request_response::Codec for SyncCodec {
     where
         T: futures::AsyncWrite + Unpin + Send,
     {
-        write_frame(io, &res).await
+        self.write(io, &res).await
     }
 }

@@ -34,7 +34,7 @@ use tracing::{debug, info, warn};
 use crate::api::{self, ApiState};
 use crate::engine::{system_now, Engine, Ingested};
 use crate::home::{Endpoint, Home};
-use crate::net::{Behaviour, BehaviourEvent};
+use crate::net::{Behaviour, BehaviourEvent, SyncBytes};
 use crate::ops::{self, Request};
 use crate::store::{decode, encode, layout, scan, Batch, SledBackend};
 
@@ -198,6 +198,8 @@ struct Runtime {
     backoff: HashMap<PeerId, Backoff>,
     /// When to dial the invites' addresses again while no peer is connected.
     hints: Backoff,
+    /// Bytes of sync frames written and read, for `status`.
+    sync_bytes: Arc<SyncBytes>,
 }
 
 /// Errors that stop a node from starting.
@@ -233,6 +235,8 @@ pub async fn run(
     let device = identity::Keypair::ed25519_from_bytes(home.device_key()?)
         .map_err(|e| StartError::Network(e.to_string()))?;
     let mdns_on = config.mdns;
+    let sync_bytes = Arc::new(SyncBytes::default());
+    let codec_bytes = sync_bytes.clone();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(device)
         .with_tokio()
         .with_tcp(
@@ -243,7 +247,7 @@ pub async fn run(
         .map_err(|e| StartError::Network(e.to_string()))?
         .with_quic()
         .with_behaviour(|key| {
-            Behaviour::new(key, mdns_on)
+            Behaviour::counting(key, mdns_on, codec_bytes)
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|e| StartError::Network(e.to_string()))?
@@ -303,6 +307,7 @@ pub async fn run(
             next: Instant::now() + Duration::from_secs(2),
             delay: Duration::from_secs(2),
         },
+        sync_bytes,
     };
     runtime.subscribe_all();
     runtime.load_remembered();
@@ -1064,7 +1069,13 @@ impl Runtime {
             out.push(json!({ "topic": summary.id, "name": summary.name, "status": summary.status, "pending": pending, "peers": peers }));
         }
         let connected = self.peers.values().filter(|p| p.connected).count();
-        Ok(json!({ "offline": self.offline, "connected": connected, "topics": out }))
+        Ok(json!({
+            "offline": self.offline,
+            "connected": connected,
+            "sync_bytes_sent": self.sync_bytes.sent(),
+            "sync_bytes_received": self.sync_bytes.received(),
+            "topics": out,
+        }))
     }
 }
 
