@@ -159,6 +159,8 @@ pub struct Engine {
     pub(crate) topics: HashMap<TopicId, TopicState>,
     /// Changes accepted since the last [`Engine::take_accepted`], for gossip and events.
     accepted: Vec<(TopicId, SignedChange)>,
+    /// Set while serving a sync request from a member that is not admitted: its standing.
+    pub(crate) standing_told: Option<String>,
     clock: Box<dyn Fn() -> i64 + Send>,
 }
 
@@ -180,6 +182,7 @@ impl Engine {
             me,
             topics: HashMap::new(),
             accepted: Vec::new(),
+            standing_told: None,
             clock: Box::new(system_now),
         }
     }

@@ -772,6 +772,9 @@ impl Runtime {
     fn sync_response(&mut self, peer: PeerId, topic: TopicId, response: SyncResponse) {
         match response {
             SyncResponse::Refused { reason } => {
+                if let Some(standing) = reason.strip_prefix(crate::sync::STANDING_PREFIX) {
+                    warn!(%peer, topic = %topic.short(), %standing, "a peer says this member's admission is not settled");
+                }
                 debug!(%peer, topic = %topic.short(), %reason, "peer refused sync");
                 let sync = self
                     .peers

@@ -42,6 +42,8 @@ use crate::store::layout;
 /// The one refusal a peer gets when it is not served a topic, whatever the reason: unknown
 /// tag, a proof that does not verify, or a member who is not admitted here.
 pub const NOT_SERVED: &str = "not served: no topic here admits this proof";
+/// How a refusal that tells a proven member its own standing begins.
+pub const STANDING_PREFIX: &str = "your standing in this topic: ";
 /// The refusal when this node failed to read its own store after admitting the peer.
 pub const FAILED: &str = "the peer could not read its store; try again later";
 
@@ -91,9 +93,15 @@ impl Engine {
         requester: &[u8],
         responder: &[u8],
     ) -> SyncResponse {
+        self.standing_told = None;
         let topic = match self.admit_requester(&request, requester, responder) {
             Ok(Some(topic)) => topic,
-            Ok(None) => return refused(NOT_SERVED),
+            Ok(None) => {
+                return match self.standing_told.take() {
+                    Some(standing) => refused(&standing),
+                    None => refused(NOT_SERVED),
+                }
+            }
             Err(e) => {
                 warn!(error = %e, "sync request failed before membership was settled");
                 return refused(NOT_SERVED);
@@ -158,6 +166,11 @@ impl Engine {
                 status = ?state.status(&member),
                 "sync refused: not an admitted member"
             );
+            // A member that proved itself but waits for an admin (or was refused or removed)
+            // is told its standing, so that its own node can say so; nobody else learns it.
+            if let Some(status) = state.status(&member) {
+                self.standing_told = Some(format!("{STANDING_PREFIX}{}", status.describe()));
+            }
             return Ok(None);
         }
         Ok(Some(topic))

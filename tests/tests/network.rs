@@ -656,11 +656,24 @@ fn two_offline_joins_with_a_one_use_invite_settle_alike_everywhere() {
     );
     // Quarantined, not destroyed: E keeps its contribution; nobody shows or relays it.
     has(&e, &topic, &from_e).unwrap();
-    // What E's own node says of E: every peer refuses it the topic (D's admission included),
-    // so it cannot learn that it waits.
-    println!(
-        "E quarantined on A, B and C; E's node says of E: {}",
-        standing(&e, &topic, &e_id).unwrap()
+    // E's own node is told: the peers that refuse it say why, and `status` shows it.
+    wait_for(
+        "E's node tells its user it is quarantined",
+        SYNC_TIMEOUT,
+        || {
+            let status = e.try_json(&["status"])?;
+            let told = status["topics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|t| t["peers"].as_array().cloned().unwrap_or_default())
+                .any(|p| {
+                    p["refused"]
+                        .as_str()
+                        .is_some_and(|r| r.contains("quarantined"))
+                });
+            told.then_some(()).ok_or(format!("E's status: {status}"))
+        },
     );
     let e_show = e.json(&["topic", "show", &topic]);
     assert!(e_show["counts"]["contributions"].as_u64() >= Some(1));
