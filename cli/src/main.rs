@@ -1,8 +1,9 @@
 //! `catchment`: the command line of a Catchment node.
 //!
-//! Every command opens the local store directly (the node's API arrives with the network).
-//! Reads print for people by default and JSON with `--json`; writes print what they did only
-//! after the store is flushed, so what is confirmed is on disk.
+//! Every command goes through the running node's local API when `catchment up` runs for the
+//! data directory, and opens the store directly otherwise (see `client.rs`). Reads print for
+//! people by default and JSON with `--json`; writes print what they did only after the store
+//! is flushed, so what is confirmed is on disk.
 
 mod client;
 mod render;
@@ -648,8 +649,8 @@ fn request(command: Command) -> Result<Request> {
                 role,
                 expires: parse_expiry(&expires, now)?,
                 uses,
-                // TODO: no addresses yet: the running node's API should fill in where it
-                // listens, so that the joiner can dial the inviter.
+                // A running node fills in where it listens; an invite made with no node
+                // running carries none, and the joiner finds the inviter by mDNS or `--dial`.
                 addresses: Vec::new(),
             }
         }
