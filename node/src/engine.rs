@@ -508,10 +508,6 @@ impl Engine {
         if stage.hashes.contains(&hash) {
             return Ok(Some(Outcome::Duplicate));
         }
-        let change_key = layout::key(layout::CHANGE, topic, &[&hash.0]);
-        if self.backend.get(&change_key)?.is_some() {
-            return Ok(Some(Outcome::Duplicate));
-        }
         // Charter changes and a removed member's changes read documents as they stand:
         // everything staged goes first, then they take the one-at-a-time path.
         let removed = signed.doc.journal_owner().is_some_and(|m| {
@@ -540,6 +536,11 @@ impl Engine {
             admitted: &admitted,
         };
         let doc = &docs[&signed.doc];
+        // A loaded document holds exactly the stored changes (local writes take the other
+        // path), so it answers "stored already?" without a store read.
+        if doc.get_change_by_hash(&hash).is_some() {
+            return Ok(Some(Outcome::Duplicate));
+        }
         let staged = stage.docs.get(&signed.doc);
         let in_stage = |h: &ChangeHash| staged.is_some_and(|s| s.hashes.contains(h));
         let accepted = match validate::validate_staged(&ctx, doc, &in_stage, signed) {

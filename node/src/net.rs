@@ -258,3 +258,46 @@ impl request_response::Codec for SyncCodec {
         self.write(io, &res).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::io::Cursor;
+    use request_response::Codec;
+
+    #[test]
+    fn whole_frames_are_counted_each_way() {
+        futures::executor::block_on(async {
+            let bytes = Arc::new(SyncBytes::default());
+            let mut codec = SyncCodec {
+                bytes: bytes.clone(),
+            };
+            let mut wire = Cursor::new(Vec::new());
+            codec
+                .write_request(&SYNC_PROTOCOL, &mut wire, vec![7; 10])
+                .await
+                .unwrap();
+            codec
+                .write_response(&SYNC_PROTOCOL, &mut wire, vec![8; 100])
+                .await
+                .unwrap();
+            assert_eq!((bytes.sent(), bytes.received()), (14 + 104, 0));
+
+            let mut wire = Cursor::new(wire.into_inner());
+            let request = codec.read_request(&SYNC_PROTOCOL, &mut wire).await.unwrap();
+            let response = codec
+                .read_response(&SYNC_PROTOCOL, &mut wire)
+                .await
+                .unwrap();
+            assert_eq!((request.len(), response.len()), (10, 100));
+            assert_eq!(bytes.received(), 14 + 104);
+
+            // A frame over the limit is refused before it is read, and not counted.
+            let mut over = (MAX_REQUEST as u32 + 1).to_be_bytes().to_vec();
+            over.extend_from_slice(&[0; 16]);
+            let mut wire = Cursor::new(over);
+            assert!(codec.read_request(&SYNC_PROTOCOL, &mut wire).await.is_err());
+            assert_eq!(bytes.received(), 14 + 104);
+        });
+    }
+}
