@@ -718,12 +718,19 @@ fn up(home: Home, args: UpArgs) -> Result<()> {
     Ok(())
 }
 
+/// Prints to standard output; a reader that went away (`| head`) is not an error.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 fn network(client: &Client, request: NetRequest, json: bool) -> Result<()> {
     let value = client.network(request.clone())?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&value)?));
     } else {
-        print!("{}", render::network(&request, &value));
+        emit(&render::network(&request, &value));
     }
     Ok(())
 }
@@ -756,9 +763,9 @@ fn run(cli: Cli) -> Result<()> {
     let request = request(command)?;
     let value = client.call(request.clone())?;
     if cli.json {
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        emit(&format!("{}\n", serde_json::to_string_pretty(&value)?));
     } else {
-        print!("{}", render::response(&request, value)?);
+        emit(&render::response(&request, value)?);
     }
     Ok(())
 }

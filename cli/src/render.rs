@@ -175,9 +175,30 @@ fn qr(invite: &str) -> Option<String> {
 
 /// A time in UTC, to the minute.
 pub fn time(ms: i64) -> String {
+    // Times are claims from peers: anything past what the calendar formatter shows (year 9999)
+    // is shown as such rather than trusted to format.
+    const LAST: i64 = 253_402_300_799_000;
+    if ms > LAST {
+        return "after the year 9999".to_string();
+    }
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     let text = humantime::format_rfc3339_seconds(t).to_string();
-    text.get(..16).map(|s| s.replace('T', " ")).unwrap_or(text)
+    let text = text.get(..16).map(|s| s.replace('T', " ")).unwrap_or(text);
+    format!("{text} UTC")
+}
+
+/// Text from peers, made safe for a terminal: control characters (escape sequences, carriage
+/// returns, and in one-line fields newlines) become spaces.
+pub fn clean(text: &str, multiline: bool) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && !(multiline && (c == '\n' || c == '\t')) {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 fn first_line(text: &str, max: usize) -> String {
@@ -196,9 +217,9 @@ fn first_line(text: &str, max: usize) -> String {
 
 fn headline(item: &Item) -> String {
     if item.title.is_empty() {
-        first_line(&item.body, 72)
+        first_line(&clean(&item.body, true), 72)
     } else {
-        item.title.clone()
+        clean(&item.title, false)
     }
 }
 
@@ -220,7 +241,7 @@ pub fn topics(topics: &[TopicSummary]) -> String {
             out,
             "{}  {}  ({} members; you: {})",
             &t.id[..8],
-            t.name,
+            clean(&t.name, false),
             t.members,
             t.status
         );
@@ -278,7 +299,7 @@ fn thread_into(out: &mut String, thread: &Thread, depth: usize) {
     let title = if item.title.is_empty() {
         String::new()
     } else {
-        format!("  {}", item.title)
+        format!("  {}", clean(&item.title, false))
     };
     let _ = writeln!(
         out,
@@ -296,7 +317,7 @@ fn thread_into(out: &mut String, thread: &Thread, depth: usize) {
         let _ = write!(meta, " · {}", tags.join(" "));
     }
     let _ = writeln!(out, "{meta}");
-    for line in item.body.lines() {
+    for line in clean(&item.body, true).lines() {
         let _ = writeln!(out, "{pad}  {line}");
     }
     let _ = writeln!(out);
@@ -356,7 +377,7 @@ pub fn profile(p: &ProfileView) -> String {
     let _ = writeln!(out, "{}", p.who);
     let _ = writeln!(out, "member {}", p.who.id);
     if !p.about.is_empty() {
-        let _ = writeln!(out, "{}", p.about);
+        let _ = writeln!(out, "{}", clean(&p.about, false));
     }
     let _ = writeln!(out, "status: {}", p.status);
     let r = &p.recognition;
@@ -385,7 +406,13 @@ pub fn profile(p: &ProfileView) -> String {
     if !p.kudos.is_empty() {
         let _ = writeln!(out, "\nKudos:");
         for k in &p.kudos {
-            let _ = writeln!(out, "  from {} · {}: {}", k.from, time(k.created), k.note);
+            let _ = writeln!(
+                out,
+                "  from {} · {}: {}",
+                k.from,
+                time(k.created),
+                clean(&k.note, false)
+            );
         }
     }
     if !p.recent.is_empty() {
@@ -477,7 +504,7 @@ pub fn topic(view: &TopicView) -> String {
     let _ = writeln!(
         out,
         "{}\nid {}\ncreated {}",
-        view.name,
+        clean(&view.name, false),
         view.id,
         time(view.created)
     );
@@ -499,7 +526,7 @@ pub fn topic(view: &TopicView) -> String {
                 out,
                 "{}  {}  (deadline {})",
                 ask.id,
-                ask.title,
+                clean(&ask.title, false),
                 time(ask.deadline)
             );
         }

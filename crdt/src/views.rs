@@ -59,15 +59,17 @@ pub struct Recognition {
 impl Recognition {
     /// Recomputes the score from the counts.
     pub fn rescore(&mut self, weights: &Weights) {
-        let by_kind: i64 = self
+        // Saturating: weights are an admin's numbers, and no number may crash a node.
+        let times = |w: i64, n: i64| w.saturating_mul(n);
+        let by_kind = self
             .counts
             .iter()
-            .map(|(k, n)| weights.for_kind(*k) * *n as i64)
-            .sum();
+            .map(|(k, n)| times(weights.for_kind(*k), *n as i64))
+            .fold(0i64, i64::saturating_add);
         self.score = by_kind
-            + weights.endorsement * self.endorsement
-            + weights.kudos * self.kudos as i64
-            + weights.accepted * self.accepted as i64;
+            .saturating_add(times(weights.endorsement, self.endorsement))
+            .saturating_add(times(weights.kudos, self.kudos as i64))
+            .saturating_add(times(weights.accepted, self.accepted as i64));
     }
 }
 

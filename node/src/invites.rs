@@ -142,6 +142,11 @@ impl Engine {
         if expires.is_some_and(|e| e <= now) {
             return Err(bad("the expiry must be in the future"));
         }
+        if expires.is_some_and(|e| e > now.saturating_add(crate::local::MAX_HORIZON)) {
+            return Err(EngineError::BadInput(
+                "the expiry must be within 100 years".into(),
+            ));
+        }
         let heads = self.state(topic)?.charter.get_heads();
         Ok(Grant::issue(
             &self.key, *topic, role, expires, uses, now, heads,

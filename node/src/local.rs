@@ -21,6 +21,11 @@ use catchment_crdt::{
 use crate::engine::{Engine, Outcome};
 use crate::error::{EngineError, Result};
 
+/// How far ahead a deadline or an expiry may lie: 100 years.
+pub const MAX_HORIZON: i64 = 100 * 366 * 24 * 3600 * 1000;
+/// The largest score weight an admin may set.
+pub const MAX_WEIGHT: i64 = 1_000;
+
 fn bad(message: impl Into<String>) -> EngineError {
     EngineError::BadInput(message.into())
 }
@@ -326,6 +331,10 @@ impl Engine {
             return Err(bad("nothing to edit: give --title, --body or --tags"));
         }
         let record = self.own_contribution(topic, id, "edit it")?;
+        let needs_title = matches!(record.kind, Kind::Idea | Kind::Question | Kind::Review);
+        if needs_title && edit.title.as_ref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(bad(format!("{} needs a title", record.kind.with_article())));
+        }
         let at = self.now();
         let doc = DocId::Journal {
             member: self.me,
@@ -468,6 +477,9 @@ impl Engine {
         if deadline <= self.now() {
             return Err(bad("the deadline must be in the future"));
         }
+        if deadline > self.now().saturating_add(MAX_HORIZON) {
+            return Err(bad("the deadline must be within 100 years"));
+        }
         let ask = Ask {
             id: ids::new_entry_id(),
             title: title.to_string(),
@@ -518,6 +530,14 @@ impl Engine {
     /// Sets the score weights (admins).
     pub fn set_weights(&mut self, topic: &TopicId, weights: &Weights) -> Result<()> {
         self.require_admin(topic, "change the score weights")?;
+        for name in Weights::NAMES {
+            let value = weights.get(name).unwrap_or(0);
+            if !(0..=MAX_WEIGHT).contains(&value) {
+                return Err(bad(format!(
+                    "weight {name} is {value}: weights are whole numbers from 0 to {MAX_WEIGHT}"
+                )));
+            }
+        }
         self.write(topic, DocId::Charter, |tx| {
             charter::set_weights(tx, weights)
         })?;
@@ -529,6 +549,13 @@ impl Engine {
         self.require_admin(topic, "change roles")?;
         if !self.state(topic)?.admissions.contains_key(member) {
             return Err(EngineError::UnknownMember(member.short()));
+        }
+        let charter = &self.state(topic)?.charter_view;
+        let admins = charter.roles.keys().filter(|m| charter.is_admin(m)).count();
+        if role != Role::Admin && charter.is_admin(member) && admins <= 1 {
+            return Err(bad(
+                "this is the topic's only admin: make another member admin first",
+            ));
         }
         self.write(topic, DocId::Charter, |tx| {
             charter::set_role(tx, member, Some(role))

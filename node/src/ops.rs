@@ -434,6 +434,7 @@ pub fn execute(engine: &mut Engine, home: &Home, request: Request) -> Result<Val
         } => {
             let id = topic(engine, &t)?;
             let parent = parent.map(|p| engine.resolve_id(&id, &p)).transpose()?;
+            let ask = ask.map(|a| engine.resolve_ask(&id, &a)).transpose()?;
             let draft = Draft {
                 title: title.trim().to_string(),
                 body,
@@ -528,6 +529,7 @@ pub fn execute(engine: &mut Engine, home: &Home, request: Request) -> Result<Val
             let author = author
                 .map(|a| engine.resolve_member(&topic, &a))
                 .transpose()?;
+            let ask = ask.map(|a| engine.resolve_ask(&topic, &a)).transpose()?;
             let filter = FeedFilter {
                 kind,
                 tag,

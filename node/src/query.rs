@@ -31,7 +31,24 @@ pub struct Who {
 }
 
 impl std::fmt::Display for Who {
+    /// The name as a member chose it, with control characters (terminal escapes, newlines)
+    /// shown as spaces: a name must not rewrite the screen it is shown on.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name: String = self
+            .name
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let this = Who {
+            name,
+            ..self.clone()
+        };
+        this.fmt_clean(f)
+    }
+}
+
+impl Who {
+    fn fmt_clean(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.alias, self.name.is_empty()) {
             (true, _) => write!(f, "{}", self.name),
             (false, true) => write!(f, "({})", self.short),
@@ -222,6 +239,25 @@ impl Engine {
             [only] => Ok(only.clone()),
             [] => Err(EngineError::UnknownContribution(typed)),
             _ => Err(EngineError::AmbiguousContribution(typed)),
+        }
+    }
+
+    /// Resolves an ask id or a unique prefix of one.
+    pub fn resolve_ask(&mut self, topic: &TopicId, typed: &str) -> Result<String> {
+        let typed = typed.trim().to_lowercase();
+        let asks = &self.state(topic)?.charter_view.asks;
+        let found: Vec<&String> = asks
+            .keys()
+            .filter(|id| !typed.is_empty() && id.starts_with(&typed))
+            .collect();
+        match found.as_slice() {
+            [only] => Ok((*only).clone()),
+            [] => Err(EngineError::BadInput(format!(
+                "no ask {typed:?} in this topic (see `catchment ask list`)"
+            ))),
+            _ => Err(EngineError::BadInput(format!(
+                "{typed:?} matches several asks: give more of its id"
+            ))),
         }
     }
 

@@ -941,7 +941,10 @@ impl Runtime {
         }
         let now = Instant::now();
         // With nobody connected, the addresses invites carried are worth trying again.
-        if self.hints.next <= now && !self.peers.values().any(|p| p.connected) {
+        // Only while no peer is known by its addresses: a known peer's own redial must not
+        // be skipped for a dial of an invite's (possibly stale) address to the same peer.
+        let know_someone = self.peers.values().any(|p| !p.addresses.is_empty());
+        if self.hints.next <= now && !know_someone && !self.peers.values().any(|p| p.connected) {
             self.hints.next = now + self.hints.delay;
             self.hints.delay = (self.hints.delay * 2).min(MAX_BACKOFF);
             let topics = self.engine.topic_ids().unwrap_or_default();

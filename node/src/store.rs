@@ -128,9 +128,15 @@ impl SledBackend {
             .map_err(|e| StoreError::Open {
                 path: dir.display().to_string(),
                 reason: match e {
-                    sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                        "it is in use by another catchment process".into()
+                    sled::Error::Io(io)
+                        if io.kind() == std::io::ErrorKind::WouldBlock
+                            || io.to_string().contains("could not acquire lock") =>
+                    {
+                        "it is in use by another catchment process (a running node, or another \
+                         command right now)"
+                            .into()
                     }
+                    sled::Error::Corruption { .. } => "the store is damaged".into(),
                     other => other.to_string(),
                 },
             })?;

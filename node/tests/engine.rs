@@ -696,3 +696,27 @@ fn a_batch_touching_more_documents_than_the_cache_holds_is_ingested_whole() {
         .unwrap();
     assert_eq!(feed.len(), 80);
 }
+
+#[test]
+fn admins_cannot_break_their_topic() {
+    let (mut a, _b, topic) = two_members();
+    let me = a.engine.me();
+    let err = a.engine.set_role(&topic, &me, Role::Member).unwrap_err();
+    assert!(err.to_string().contains("only admin"), "{err}");
+    let mut weights = a.engine.charter(&topic).unwrap().weights;
+    weights.kudos = i64::MAX;
+    let err = a.engine.set_weights(&topic, &weights).unwrap_err();
+    assert!(err.to_string().contains("from 0 to"), "{err}");
+    let far = a.engine.now() + 200 * 366 * 24 * 3600 * 1000;
+    let err = a.engine.create_ask(&topic, "Forever", "", far).unwrap_err();
+    assert!(err.to_string().contains("100 years"), "{err}");
+    // Whatever weights a peer's charter carries, scores saturate instead of overflowing.
+    let mut rec = catchment_crdt::views::Recognition::default();
+    rec.counts.insert(Kind::Idea, 3);
+    let huge = catchment_crdt::Weights {
+        idea: i64::MAX,
+        ..Default::default()
+    };
+    rec.rescore(&huge);
+    assert_eq!(rec.score, i64::MAX);
+}
