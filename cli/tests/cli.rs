@@ -1,42 +1,14 @@
 //! The `catchment` command as a person uses it: real processes on a temporary home.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
-use serde_json::Value;
+use support::{failure, json, ok};
 
-fn catchment(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_catchment"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("CATCHMENT_HOME")
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out = catchment(home, args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json(home: &Path, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    serde_json::from_str(&ok(home, &all)).unwrap_or_else(|e| panic!("{args:?}: not JSON: {e}"))
-}
-
-/// Runs a command that must fail, and returns its one-line error.
+/// Runs a command that must fail, and returns its error.
 fn fails(home: &Path, args: &[&str]) -> String {
-    let out = catchment(home, args);
-    assert!(!out.status.success(), "{args:?} should have failed");
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    stderr.trim().to_string()
+    failure(home, args)
 }
 
 #[test]

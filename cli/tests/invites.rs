@@ -2,47 +2,22 @@
 //! Where two homes must exchange changes (the network's job), the test opens their stores
 //! directly between commands.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use catchment_crdt::schema::Role;
 use catchment_node::{Engine, Home, SledBackend};
 use catchment_protocol::invite::{Invite, PREFIX};
 use data_encoding::BASE32_NOPAD;
-use serde_json::Value;
+
 use sha2::{Digest, Sha256};
-
-fn catchment(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_catchment"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("CATCHMENT_HOME")
-        .output()
-        .expect("the binary runs")
-}
-
-fn ok(home: &Path, args: &[&str]) -> String {
-    let out = catchment(home, args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json(home: &Path, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    serde_json::from_str(&ok(home, &all)).unwrap_or_else(|e| panic!("{args:?}: not JSON: {e}"))
-}
+use support::{failure, json, ok};
 
 /// Runs a command that must fail, and returns its error, which must be one line.
 fn fails(home: &Path, args: &[&str]) -> String {
-    let out = catchment(home, args);
-    assert!(!out.status.success(), "{args:?} should have failed");
-    let err = String::from_utf8(out.stderr).unwrap().trim().to_string();
+    let err = failure(home, args);
     assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
     assert!(err.starts_with("error: "), "{args:?}: {err}");
     err
