@@ -690,19 +690,26 @@ impl Runtime {
         self.request_heads(peer, topic);
     }
 
-    fn request_heads(&mut self, peer: PeerId, topic: TopicId) {
-        let Ok(Some(key)) = self.engine.topic_key(&topic) else {
-            return;
-        };
+    /// The topic's tag and this member's proof for a request to `peer`; `None` for a topic
+    /// without a key here.
+    fn credentials(
+        &mut self,
+        peer: PeerId,
+        topic: TopicId,
+    ) -> Option<(wire::TopicTag, wire::Proof)> {
+        let key = self.engine.topic_key(&topic).ok()??;
         let me = *self.swarm.local_peer_id();
-        let Ok(proof) = self.engine.proof(&topic, &me.to_bytes(), &peer.to_bytes()) else {
-            return;
-        };
-        let request = SyncRequest::Heads {
-            tag: wire::TopicTag::of(&key),
-            proof,
-        };
-        self.send(peer, topic, request);
+        let proof = self
+            .engine
+            .proof(&topic, &me.to_bytes(), &peer.to_bytes())
+            .ok()?;
+        Some((wire::TopicTag::of(&key), proof))
+    }
+
+    fn request_heads(&mut self, peer: PeerId, topic: TopicId) {
+        if let Some((tag, proof)) = self.credentials(peer, topic) {
+            self.send(peer, topic, SyncRequest::Heads { tag, proof });
+        }
     }
 
     fn send(&mut self, peer: PeerId, topic: TopicId, request: SyncRequest) {
@@ -819,20 +826,19 @@ impl Runtime {
                 if sync.rounds > MAX_ROUNDS {
                     return;
                 }
-                let Ok(Some(key)) = self.engine.topic_key(&topic) else {
-                    return;
-                };
-                let me = *self.swarm.local_peer_id();
-                let Ok(proof) = self.engine.proof(&topic, &me.to_bytes(), &peer.to_bytes()) else {
-                    return;
-                };
-                let request = SyncRequest::Changes {
-                    tag: wire::TopicTag::of(&key),
-                    proof,
-                    wants,
-                    max_bytes: BATCH_BYTES,
-                };
-                self.send(peer, topic, request);
+                if let Some((tag, proof)) = self.credentials(peer, topic) {
+                    let max_bytes = BATCH_BYTES;
+                    self.send(
+                        peer,
+                        topic,
+                        SyncRequest::Changes {
+                            tag,
+                            proof,
+                            wants,
+                            max_bytes,
+                        },
+                    );
+                }
             }
             SyncResponse::Changes { changes, .. } => {
                 let progress = match self.engine.receive(&topic, changes) {
