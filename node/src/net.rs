@@ -18,7 +18,7 @@ use libp2p::{gossipsub, identify, identity, mdns, ping, request_response, Stream
 use sha2::{Digest, Sha256};
 
 /// The sync protocol's name.
-pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/catchment/sync/1");
+pub const SYNC_PROTOCOL: StreamProtocol = StreamProtocol::new("/catchment/sync/2");
 /// The identify protocol's name.
 pub const IDENTIFY_PROTOCOL: &str = "/catchment/id/1";
 /// The largest sync request accepted: the protocol's own limit.
@@ -231,7 +231,8 @@ impl request_response::Codec for SyncCodec {
     where
         T: futures::AsyncRead + Unpin + Send,
     {
-        self.read(io, MAX_RESPONSE).await
+        let packed = self.read(io, MAX_RESPONSE).await?;
+        inflate(&packed, MAX_RESPONSE)
     }
 
     async fn write_request<T>(
@@ -255,8 +256,34 @@ impl request_response::Codec for SyncCodec {
     where
         T: futures::AsyncWrite + Unpin + Send,
     {
-        self.write(io, &res).await
+        self.write(io, &deflate(&res)).await
     }
+}
+
+/// Responses carry batches of changes, which compress well together (signatures aside, the
+/// changes of one journal share most of their structure and words); each change alone does not.
+fn deflate(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::new(6));
+    encoder.write_all(bytes).expect("writing to memory");
+    encoder.finish().expect("writing to memory")
+}
+
+/// Inflates a response, refusing one that would grow past `max` (a small frame must not
+/// unpack into a huge one).
+fn inflate(packed: &[u8], max: usize) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(packed)
+        .take(max as u64 + 1)
+        .read_to_end(&mut out)?;
+    if out.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("sync response inflates past {max} bytes"),
+        ));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -281,7 +308,10 @@ mod tests {
                 .write_response(&SYNC_PROTOCOL, &mut wire, vec![8; 100])
                 .await
                 .unwrap();
-            assert_eq!((bytes.sent(), bytes.received()), (14 + 104, 0));
+            // The response travels deflated: 100 equal bytes pack into a few.
+            let response_frame = 4 + deflate(&[8; 100]).len() as u64;
+            assert!(response_frame < 104);
+            assert_eq!((bytes.sent(), bytes.received()), (14 + response_frame, 0));
 
             let mut wire = Cursor::new(wire.into_inner());
             let request = codec.read_request(&SYNC_PROTOCOL, &mut wire).await.unwrap();
@@ -290,14 +320,19 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!((request.len(), response.len()), (10, 100));
-            assert_eq!(bytes.received(), 14 + 104);
+            assert_eq!(bytes.received(), 14 + response_frame);
 
             // A frame over the limit is refused before it is read, and not counted.
             let mut over = (MAX_REQUEST as u32 + 1).to_be_bytes().to_vec();
             over.extend_from_slice(&[0; 16]);
             let mut wire = Cursor::new(over);
             assert!(codec.read_request(&SYNC_PROTOCOL, &mut wire).await.is_err());
-            assert_eq!(bytes.received(), 14 + 104);
+            assert_eq!(bytes.received(), 14 + response_frame);
+
+            // A small response that would inflate past the limit is refused.
+            let bomb = deflate(&vec![0; MAX_RESPONSE + 1]);
+            assert!(bomb.len() < 64 * 1024);
+            assert!(inflate(&bomb, MAX_RESPONSE).is_err());
         });
     }
 }
