@@ -110,6 +110,32 @@ impl TopicState {
         self.status(member).is_some_and(|s| s.is_visible())
     }
 
+    /// The loaded document a change belongs to.
+    fn doc(&self, doc: &DocId) -> &Automerge {
+        match doc {
+            DocId::Charter => &self.charter,
+            _ => &self.docs[doc],
+        }
+    }
+
+    /// Runs validation on a change against this topic as loaded; `staged` names changes of
+    /// the same document validated earlier in a batch but not yet applied.
+    fn validate(
+        &self,
+        topic: &TopicId,
+        signed: &SignedChange,
+        staged: &dyn Fn(&ChangeHash) -> bool,
+    ) -> Verdict {
+        let admitted = |m: &MemberId| self.admissions.contains_key(m);
+        let ctx = validate::Context {
+            topic: *topic,
+            charter: &self.charter,
+            charter_view: &self.charter_view,
+            admitted: &admitted,
+        };
+        validate::validate_staged(&ctx, self.doc(&signed.doc), staged, signed)
+    }
+
     fn refresh_statuses(&mut self) {
         self.statuses = membership::statuses(&self.charter_view, &self.admissions);
     }
@@ -521,29 +547,14 @@ impl Engine {
 
         self.ensure_doc(topic, &signed.doc)?;
         let state = self.topics.get_mut(topic).expect("ensured");
-        let TopicState {
-            charter,
-            charter_view,
-            admissions,
-            docs,
-            ..
-        } = state;
-        let admitted = |m: &MemberId| admissions.contains_key(m);
-        let ctx = validate::Context {
-            topic: *topic,
-            charter,
-            charter_view,
-            admitted: &admitted,
-        };
-        let doc = &docs[&signed.doc];
         // A loaded document holds exactly the stored changes (local writes take the other
         // path), so it answers "stored already?" without a store read.
-        if doc.get_change_by_hash(&hash).is_some() {
+        if state.doc(&signed.doc).get_change_by_hash(&hash).is_some() {
             return Ok(Some(Outcome::Duplicate));
         }
         let staged = stage.docs.get(&signed.doc);
         let in_stage = |h: &ChangeHash| staged.is_some_and(|s| s.hashes.contains(h));
-        let accepted = match validate::validate_staged(&ctx, doc, &in_stage, signed) {
+        let accepted = match state.validate(topic, signed, &in_stage) {
             Verdict::Valid(accepted) => accepted,
             Verdict::Pending(wait) => return Ok(Some(Outcome::Pending(wait))),
             Verdict::Invalid(rejection) => return Ok(Some(Outcome::Rejected(rejection))),
@@ -698,30 +709,12 @@ impl Engine {
         self.ensure_doc(topic, &signed.doc)?;
 
         let state = self.topics.get_mut(topic).expect("ensured");
-        let TopicState {
-            charter,
-            charter_view,
-            admissions,
-            docs,
-            ..
-        } = state;
-        let admitted = |m: &MemberId| admissions.contains_key(m);
-        let ctx = validate::Context {
-            topic: *topic,
-            charter,
-            charter_view,
-            admitted: &admitted,
-        };
-        let doc = match signed.doc {
-            DocId::Charter => &*charter,
-            _ => &docs[&signed.doc],
-        };
-        let accepted = match validate::validate(&ctx, doc, signed) {
+        let accepted = match state.validate(topic, signed, &|_| false) {
             Verdict::Valid(accepted) => accepted,
             Verdict::Pending(wait) => return Ok(Outcome::Pending(wait)),
             Verdict::Invalid(rejection) => {
                 // A local change already sits in the cached document: drop it.
-                if doc.get_change_by_hash(&hash).is_some() {
+                if state.doc(&signed.doc).get_change_by_hash(&hash).is_some() {
                     self.forget_doc(topic, &signed.doc)?;
                 }
                 return Ok(Outcome::Rejected(rejection));
