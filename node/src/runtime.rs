@@ -479,12 +479,7 @@ impl Runtime {
             {
                 self.subscribed.insert(gossip.hash(), topic);
                 // A new topic: sync it with everyone connected.
-                let connected: Vec<PeerId> = self
-                    .peers
-                    .iter()
-                    .filter(|(_, p)| p.connected)
-                    .map(|(id, _)| *id)
-                    .collect();
+                let connected = self.connected_peers();
                 for peer in connected {
                     self.start_session(peer, topic);
                 }
@@ -864,16 +859,20 @@ impl Runtime {
         }
     }
 
+    /// The peers with a live connection now.
+    fn connected_peers(&self) -> Vec<PeerId> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.connected)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     fn sync_all(&mut self) {
         let Ok(topics) = self.engine.topic_ids() else {
             return;
         };
-        let connected: Vec<PeerId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.connected)
-            .map(|(id, _)| *id)
-            .collect();
+        let connected = self.connected_peers();
         for peer in connected {
             for topic in &topics {
                 self.start_session(peer, *topic);
