@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release -q -p catchment-cli
-bin="$PWD/target/release/catchment"
+bin="${CARGO_TARGET_DIR:-$PWD/target}/release/catchment"
 home=$(mktemp -d "${TMPDIR:-/tmp}/catchment-walkthrough.XXXXXX")
 export CATCHMENT_HOME="$home"
 
