@@ -235,20 +235,45 @@ pub fn validate_staged(
     staged: &dyn Fn(&ChangeHash) -> bool,
     signed: &SignedChange,
 ) -> Verdict {
-    match check(ctx, doc, staged, signed) {
+    let checked = decode(&signed.bytes).and_then(|change| check(ctx, doc, staged, signed, change));
+    verdict(checked)
+}
+
+/// Like [`validate_staged`], for a caller that has already decoded `signed.bytes` with
+/// [`decode`] (to look up its hash, say): the change is not decoded a second time. `change`
+/// must be exactly the decoding of `signed.bytes`; a change whose bytes differ is refused as
+/// undecodable, so that what is applied is always what is signed and stored.
+pub fn validate_decoded(
+    ctx: &Context<'_>,
+    doc: &Automerge,
+    staged: &dyn Fn(&ChangeHash) -> bool,
+    signed: &SignedChange,
+    change: Change,
+) -> Verdict {
+    if change.raw_bytes() != signed.bytes.as_slice() {
+        return Verdict::Invalid(Rejection::Undecodable(
+            "the decoded change is not the signed bytes".into(),
+        ));
+    }
+    verdict(check(ctx, doc, staged, signed, change))
+}
+
+fn verdict(checked: Result<Result<Accepted, Wait>, Rejection>) -> Verdict {
+    match checked {
         Ok(Ok(accepted)) => Verdict::Valid(Box::new(accepted)),
         Ok(Err(wait)) => Verdict::Pending(wait),
         Err(rejection) => Verdict::Invalid(rejection),
     }
 }
 
+/// Every check after decoding; `change` is the decoding of `signed.bytes`.
 fn check(
     ctx: &Context<'_>,
     doc: &Automerge,
     staged: &dyn Fn(&ChangeHash) -> bool,
     signed: &SignedChange,
+    change: Change,
 ) -> Result<Result<Accepted, Wait>, Rejection> {
-    let change = decode(&signed.bytes)?;
     let author = author_of(&change)?;
     let key = author.verifying_key().map_err(|e| match e {
         KeyError::WeakKey => Rejection::WeakKey,

@@ -95,6 +95,9 @@ pub(crate) struct TopicState {
     pub(crate) admissions: BTreeMap<MemberId, Admission>,
     pub(crate) statuses: BTreeMap<MemberId, Status>,
     docs: HashMap<DocId, Automerge>,
+    /// When each loaded document was last asked for (a tick of `uses`), for eviction.
+    last_used: HashMap<DocId, u64>,
+    uses: u64,
     log_len: HashMap<DocId, u64>,
     pending: Vec<SignedChange>,
     /// The newest journal of this node's member, once looked up.
@@ -124,6 +127,7 @@ impl TopicState {
         &self,
         topic: &TopicId,
         signed: &SignedChange,
+        change: automerge::Change,
         staged: &dyn Fn(&ChangeHash) -> bool,
     ) -> Verdict {
         let admitted = |m: &MemberId| self.admissions.contains_key(m);
@@ -133,7 +137,7 @@ impl TopicState {
             charter_view: &self.charter_view,
             admitted: &admitted,
         };
-        validate::validate_staged(&ctx, self.doc(&signed.doc), staged, signed)
+        validate::validate_decoded(&ctx, self.doc(&signed.doc), staged, signed, change)
     }
 
     fn refresh_statuses(&mut self) {
@@ -271,6 +275,8 @@ impl Engine {
             admissions,
             statuses: BTreeMap::new(),
             docs: HashMap::new(),
+            last_used: HashMap::new(),
+            uses: 0,
             log_len: HashMap::new(),
             pending: Vec::new(),
             my_journal: None,
@@ -359,25 +365,39 @@ impl Engine {
     }
 
     fn ensure_doc(&mut self, topic: &TopicId, doc: &DocId) -> Result<()> {
-        self.state(topic)?;
-        if *doc == DocId::Charter || self.topics[topic].docs.contains_key(doc) {
+        let state = self.state(topic)?;
+        if *doc == DocId::Charter {
+            return Ok(());
+        }
+        state.uses += 1;
+        let tick = state.uses;
+        if state.docs.contains_key(doc) {
+            state.last_used.insert(*doc, tick);
             return Ok(());
         }
         let loaded = self.load_doc(topic, doc)?;
         let state = self.topics.get_mut(topic).expect("loaded");
         if state.docs.len() >= DOC_CACHE {
-            // Evict one document we do not write to; any will do, it reloads from the store.
+            // Evict the document least recently asked for, one we do not write to if there is
+            // one: it reloads from the store when needed again. A batch being ingested asks
+            // for its documents with every change, so they stay.
             let me = self.me;
+            let last_used = &state.last_used;
+            let age = |d: &&DocId| last_used.get(*d).copied().unwrap_or(0);
             let victim = state
                 .docs
                 .keys()
-                .find(|d| d.journal_owner() != Some(me))
+                .filter(|d| d.journal_owner() != Some(me))
+                .min_by_key(age)
+                .or_else(|| state.docs.keys().min_by_key(age))
                 .copied();
-            if let Some(victim) = victim.or_else(|| state.docs.keys().next().copied()) {
+            if let Some(victim) = victim {
                 state.docs.remove(&victim);
+                state.last_used.remove(&victim);
             }
         }
         state.docs.insert(*doc, loaded);
+        state.last_used.insert(*doc, tick);
         Ok(())
     }
 
@@ -405,6 +425,7 @@ impl Engine {
             }
         } else if let Some(state) = self.topics.get_mut(topic) {
             state.docs.remove(doc);
+            state.last_used.remove(doc);
         }
         Ok(())
     }
@@ -554,7 +575,7 @@ impl Engine {
         }
         let staged = stage.docs.get(&signed.doc);
         let in_stage = |h: &ChangeHash| staged.is_some_and(|s| s.hashes.contains(h));
-        let accepted = match state.validate(topic, signed, &in_stage) {
+        let accepted = match state.validate(topic, signed, change, &in_stage) {
             Verdict::Valid(accepted) => accepted,
             Verdict::Pending(wait) => return Ok(Some(Outcome::Pending(wait))),
             Verdict::Invalid(rejection) => return Ok(Some(Outcome::Rejected(rejection))),
@@ -588,7 +609,8 @@ impl Engine {
         let mut fallback = Vec::new();
         let mut written = Vec::new();
         for (doc_id, entries) in staged.docs {
-            let changes: Vec<_> = entries.changes.iter().map(|(c, _)| c.clone()).collect();
+            let (changes, signeds): (Vec<_>, Vec<_>) = entries.changes.into_iter().unzip();
+            let hashes: Vec<ChangeHash> = changes.iter().map(automerge::Change::hash).collect();
             // Staged changes are not applied yet, so a document the cache let go of since is
             // reloaded in exactly the state they were validated against.
             self.ensure_doc(topic, &doc_id)?;
@@ -600,12 +622,12 @@ impl Engine {
                     // One of them does not apply: take them one at a time to find which.
                     debug!(topic = %topic.short(), doc = ?doc_id, %rejection, "batch apply failed");
                     self.forget_doc(topic, &doc_id)?;
-                    fallback.extend(entries.changes.into_iter().map(|(_, s)| s));
+                    fallback.extend(signeds);
                     continue;
                 }
             };
-            for (change, signed) in &entries.changes {
-                self.log_change(topic, signed, change.hash(), &mut batch)?;
+            for (signed, hash) in signeds.iter().zip(&hashes) {
+                self.log_change(topic, signed, *hash, &mut batch)?;
             }
             index::journal_changed(
                 self,
@@ -614,7 +636,7 @@ impl Engine {
                 journal::touched_by(&patches),
                 &mut batch,
             )?;
-            written.extend(entries.changes.into_iter().map(|(c, s)| (c.hash(), s)));
+            written.extend(hashes.into_iter().zip(signeds));
         }
         for admission in staged.admissions {
             index::record_admission(self, topic, admission, &mut batch)?;
@@ -709,7 +731,7 @@ impl Engine {
         self.ensure_doc(topic, &signed.doc)?;
 
         let state = self.topics.get_mut(topic).expect("ensured");
-        let accepted = match state.validate(topic, signed, &|_| false) {
+        let accepted = match state.validate(topic, signed, change, &|_| false) {
             Verdict::Valid(accepted) => accepted,
             Verdict::Pending(wait) => return Ok(Outcome::Pending(wait)),
             Verdict::Invalid(rejection) => {
