@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use automerge::{Automerge, ChangeHash, ReadDoc};
 use catchment_crdt::charter::CharterView;
 use catchment_crdt::membership::{self, Status};
-use catchment_crdt::validate::{self, Admission, Rejection, Verdict, Wait};
+use catchment_crdt::validate::{self, Admission, Rejection, SignatureCheck, Verdict, Wait};
 use catchment_crdt::{journal, DocId, Keypair, MemberId, SignedChange, TopicId};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
@@ -128,6 +128,7 @@ impl TopicState {
         topic: &TopicId,
         signed: &SignedChange,
         change: automerge::Change,
+        signature: Option<SignatureCheck>,
         staged: &dyn Fn(&ChangeHash) -> bool,
     ) -> Verdict {
         let admitted = |m: &MemberId| self.admissions.contains_key(m);
@@ -137,7 +138,14 @@ impl TopicState {
             charter_view: &self.charter_view,
             admitted: &admitted,
         };
-        validate::validate_decoded(&ctx, self.doc(&signed.doc), staged, signed, change)
+        validate::validate_decoded(
+            &ctx,
+            self.doc(&signed.doc),
+            staged,
+            signed,
+            change,
+            signature,
+        )
     }
 
     fn refresh_statuses(&mut self) {
@@ -168,6 +176,79 @@ pub(crate) enum Outcome {
     Duplicate,
     Pending(Wait),
     Rejected(Rejection),
+}
+
+/// Changes in a batch from which their signatures are checked on several threads.
+const PARALLEL_FROM: usize = 32;
+/// Threads that check signatures at most (the calling one included).
+const VERIFY_THREADS: usize = 4;
+
+/// A change of a batch, decoded, with its signature checked if it decoded.
+type Prepared = (
+    SignedChange,
+    std::result::Result<automerge::Change, Rejection>,
+    Option<SignatureCheck>,
+);
+
+/// Decodes every change of a batch and, for a large batch, checks their signatures (check 3
+/// of validation, the costliest) on up to [`VERIFY_THREADS`] threads. Each check is the same
+/// pure function of the change, its signature and its author's key, so which thread runs it
+/// changes no verdict; validation uses a check only for the exact change it was made for.
+/// A small batch is left to validation, which checks each signature itself.
+fn decode_and_verify(topic: &TopicId, changes: Vec<SignedChange>) -> Vec<Prepared> {
+    let decoded: Vec<_> = changes
+        .into_iter()
+        .map(|signed| {
+            let change = validate::decode(&signed.bytes);
+            (signed, change)
+        })
+        .collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(VERIFY_THREADS);
+    if decoded.len() < PARALLEL_FROM || threads < 2 {
+        return decoded.into_iter().map(|(s, c)| (s, c, None)).collect();
+    }
+    // Keys are read (and remembered) on this thread; the strict verifications are spread.
+    let pending: Vec<_> = decoded
+        .iter()
+        .map(|(signed, change)| {
+            change
+                .as_ref()
+                .ok()
+                .map(|c| SignatureCheck::new(topic, signed, c))
+        })
+        .collect();
+    let chunk = pending.len().div_ceil(threads);
+    let mut pending = pending.into_iter();
+    let mut parts: Vec<Vec<_>> = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        parts.push(pending.by_ref().take(chunk).collect());
+    }
+    let verify = |part: Vec<Option<validate::PendingSignature>>| -> Vec<Option<SignatureCheck>> {
+        part.into_iter().map(|p| p.map(|p| p.verify())).collect()
+    };
+    let mut parts = parts.into_iter();
+    let mine = parts.next().unwrap_or_default();
+    let checks: Vec<Option<SignatureCheck>> = std::thread::scope(|scope| {
+        let others: Vec<_> = parts
+            .map(|part| (part.len(), scope.spawn(move || verify(part))))
+            .collect();
+        let mut checks = verify(mine);
+        for (len, other) in others {
+            // A thread that panicked leaves its changes to be checked by validation.
+            match other.join() {
+                Ok(part) => checks.extend(part),
+                Err(_) => checks.extend(std::iter::repeat_with(|| None).take(len)),
+            }
+        }
+        checks
+    });
+    decoded
+        .into_iter()
+        .zip(checks.into_iter().chain(std::iter::repeat_with(|| None)))
+        .map(|((signed, change), check)| (signed, change, check))
+        .collect()
 }
 
 /// Reads a stored change: the same envelope as on the wire.
@@ -492,8 +573,9 @@ impl Engine {
     ) -> Result<Vec<SignedChange>> {
         let mut waiting = Vec::new();
         let mut stage = Stage::default();
-        for signed in changes {
-            let outcome = self.stage_one(topic, &signed, &mut stage, report)?;
+        let decoded = decode_and_verify(topic, changes);
+        for (signed, change, signature) in decoded {
+            let outcome = self.stage_one(topic, &signed, change, signature, &mut stage, report)?;
             match outcome {
                 Some(Outcome::Accepted(hash)) => report.accepted.push(hash),
                 Some(Outcome::Duplicate) => report.duplicates += 1,
@@ -544,10 +626,12 @@ impl Engine {
         &mut self,
         topic: &TopicId,
         signed: &SignedChange,
+        change: std::result::Result<automerge::Change, Rejection>,
+        signature: Option<SignatureCheck>,
         stage: &mut Stage,
         report: &mut Ingested,
     ) -> Result<Option<Outcome>> {
-        let change = match validate::decode(&signed.bytes) {
+        let change = match change {
             Ok(change) => change,
             Err(rejection) => return Ok(Some(Outcome::Rejected(rejection))),
         };
@@ -575,7 +659,7 @@ impl Engine {
         }
         let staged = stage.docs.get(&signed.doc);
         let in_stage = |h: &ChangeHash| staged.is_some_and(|s| s.hashes.contains(h));
-        let accepted = match state.validate(topic, signed, change, &in_stage) {
+        let accepted = match state.validate(topic, signed, change, signature, &in_stage) {
             Verdict::Valid(accepted) => accepted,
             Verdict::Pending(wait) => return Ok(Some(Outcome::Pending(wait))),
             Verdict::Invalid(rejection) => return Ok(Some(Outcome::Rejected(rejection))),
@@ -731,7 +815,7 @@ impl Engine {
         self.ensure_doc(topic, &signed.doc)?;
 
         let state = self.topics.get_mut(topic).expect("ensured");
-        let accepted = match state.validate(topic, signed, change, &|_| false) {
+        let accepted = match state.validate(topic, signed, change, None, &|_| false) {
             Verdict::Valid(accepted) => accepted,
             Verdict::Pending(wait) => return Ok(Outcome::Pending(wait)),
             Verdict::Invalid(rejection) => {
