@@ -195,6 +195,23 @@ type Prepared = (
 /// pure function of the change, its signature and its author's key, so which thread runs it
 /// changes no verdict; validation uses a check only for the exact change it was made for.
 /// A small batch is left to validation, which checks each signature itself.
+///
+/// Why not ed25519-dalek's `verify_batch` (one multiscalar equation for the whole batch)? It
+/// would have to accept exactly what `verify_strict` accepts, whatever batch a change
+/// arrives in, and it does not: (1) it never refuses a small-order R or A, nor an R whose
+/// encoding is not canonical (it decompresses R; `verify_strict` compares the recomputed R
+/// with the signature's bytes); (2) it checks `sum z_i (R_i - s_i B + k_i A_i) = 0`
+/// without the cofactor, with 128-bit weights z_i drawn from a transcript of the whole
+/// batch: a signature whose defect `R_i - s_i B + k_i A_i` is a nonzero torsion point T
+/// (R or A of mixed order) passes whenever z_i is a multiple of T's order (probability 1/2
+/// for order 2), and since z_i depends on the other changes of the batch, one node would
+/// accept such a change and another refuse it; a sender can also grind the batch until it
+/// passes. (1) can be checked cheaply beforehand, but ruling out (2) needs each R to be in
+/// the prime-order subgroup (`[l]R = 0`), a full scalar multiplication per signature that
+/// costs about what batching saves. The other way round holds (every strictly valid batch
+/// passes), so a failed batch could fall back to `verify_strict`; it is the false passes
+/// that cannot be allowed. Checking each signature with `verify_strict`, spread over
+/// threads, keeps the verdicts exactly those of `verify_strict`.
 fn decode_and_verify(topic: &TopicId, changes: Vec<SignedChange>) -> Vec<Prepared> {
     let decoded: Vec<_> = changes
         .into_iter()

@@ -25,6 +25,11 @@
 //!    only, and times opening the store, resolving the topic and reading the first feed page
 //!    of 20 items; it reports the store's size, and then times local posts into that topic.
 //!
+//! `--remote-only` runs step 3 alone; `--save-sources FILE` writes the source members'
+//! changes to a file and `--sources FILE` ingests them from it instead of writing them again,
+//! so that the ingest can be repeated on the same changes (before and after a change to the
+//! code, or under a profiler).
+//!
 //! `--keep DIR` keeps the work files; `bench __open DIR/home POSTS` then repeats step 4 alone
 //! (e.g. under a profiler). Besides the floors, a "reference" section times the Automerge
 //! operations our design picks (diffing heads to find what a change touched, applying one
