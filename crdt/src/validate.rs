@@ -265,7 +265,7 @@ pub fn validate_decoded(
 
 /// Check 3 (the author is a non-weak ed25519 key and the signature verifies strictly) of a
 /// decoded change, split in two so that the costly half can run on other threads:
-/// [`SignatureCheck::new`] reads the author's key on the calling thread (where
+/// [`SignatureCheck::start`] reads the author's key on the calling thread (where
 /// [`MemberId::verifying_key`] remembers it), [`PendingSignature::verify`] runs
 /// `verify_strict`. The verdict is the same as when [`validate`] checks it itself: the same
 /// function on the same inputs, whatever thread runs it.
@@ -302,7 +302,7 @@ pub struct SignatureCheck {
 
 impl SignatureCheck {
     /// Starts check 3 of `signed` in `topic`, whose decoding (by [`decode`]) is `change`.
-    pub fn new(topic: &TopicId, signed: &SignedChange, change: &Change) -> PendingSignature {
+    pub fn start(topic: &TopicId, signed: &SignedChange, change: &Change) -> PendingSignature {
         PendingSignature {
             covers: Covers::of(topic, signed, change.hash()),
             key: author_key(change),

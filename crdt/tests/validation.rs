@@ -196,7 +196,7 @@ fn a_signature_checked_beforehand_counts_only_for_its_own_change() {
     let signed = post(&topic, &creator, &entry(1), Kind::Idea, None, T0 + 1);
     let change = validate::decode(&signed.bytes).unwrap();
     let check = |s: &SignedChange, t: &TopicId| {
-        validate::SignatureCheck::new(t, s, &validate::decode(&s.bytes).unwrap()).verify()
+        validate::SignatureCheck::start(t, s, &validate::decode(&s.bytes).unwrap()).verify()
     };
 
     // Checked beforehand or here: the same verdict.

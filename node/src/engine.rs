@@ -212,7 +212,11 @@ type Prepared = (
 /// passes), so a failed batch could fall back to `verify_strict`; it is the false passes
 /// that cannot be allowed. Checking each signature with `verify_strict`, spread over
 /// threads, keeps the verdicts exactly those of `verify_strict`.
-fn decode_and_verify(topic: &TopicId, changes: Vec<SignedChange>) -> Vec<Prepared> {
+fn decode_and_verify(
+    topic: &TopicId,
+    changes: Vec<SignedChange>,
+    known: &dyn Fn(&DocId, &ChangeHash) -> bool,
+) -> Vec<Prepared> {
     let decoded: Vec<_> = changes
         .into_iter()
         .map(|signed| {
@@ -220,9 +224,12 @@ fn decode_and_verify(topic: &TopicId, changes: Vec<SignedChange>) -> Vec<Prepare
             (signed, change)
         })
         .collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(VERIFY_THREADS);
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let threads = *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(VERIFY_THREADS)
+    });
     if decoded.len() < PARALLEL_FROM || threads < 2 {
         return decoded.into_iter().map(|(s, c)| (s, c, None)).collect();
     }
@@ -233,7 +240,8 @@ fn decode_and_verify(topic: &TopicId, changes: Vec<SignedChange>) -> Vec<Prepare
             change
                 .as_ref()
                 .ok()
-                .map(|c| SignatureCheck::new(topic, signed, c))
+                .filter(|c| !known(&signed.doc, &c.hash()))
+                .map(|c| SignatureCheck::start(topic, signed, c))
         })
         .collect();
     let chunk = pending.len().div_ceil(threads);
@@ -249,14 +257,21 @@ fn decode_and_verify(topic: &TopicId, changes: Vec<SignedChange>) -> Vec<Prepare
     let mine = parts.next().unwrap_or_default();
     let checks: Vec<Option<SignatureCheck>> = std::thread::scope(|scope| {
         let others: Vec<_> = parts
-            .map(|part| (part.len(), scope.spawn(move || verify(part))))
+            .map(|part| {
+                let len = part.len();
+                let spawned = std::thread::Builder::new()
+                    .name("verify".into())
+                    .spawn_scoped(scope, move || verify(part));
+                (len, spawned)
+            })
             .collect();
         let mut checks = verify(mine);
         for (len, other) in others {
-            // A thread that panicked leaves its changes to be checked by validation.
-            match other.join() {
-                Ok(part) => checks.extend(part),
-                Err(_) => checks.extend(std::iter::repeat_with(|| None).take(len)),
+            // A thread that could not start or panicked leaves its changes to be checked by
+            // validation.
+            match other.map(|handle| handle.join()) {
+                Ok(Ok(part)) => checks.extend(part),
+                _ => checks.extend(std::iter::repeat_with(|| None).take(len)),
             }
         }
         checks
@@ -590,7 +605,18 @@ impl Engine {
     ) -> Result<Vec<SignedChange>> {
         let mut waiting = Vec::new();
         let mut stage = Stage::default();
-        let decoded = decode_and_verify(topic, changes);
+        // Changes a loaded document already holds are duplicates: no need to check them.
+        let loaded = self.topics.get(topic);
+        let known = |doc: &DocId, hash: &ChangeHash| {
+            loaded.is_some_and(|state| match doc {
+                DocId::Charter => state.charter.get_change_by_hash(hash).is_some(),
+                _ => state
+                    .docs
+                    .get(doc)
+                    .is_some_and(|d| d.get_change_by_hash(hash).is_some()),
+            })
+        };
+        let decoded = decode_and_verify(topic, changes, &known);
         for (signed, change, signature) in decoded {
             let outcome = self.stage_one(topic, &signed, change, signature, &mut stage, report)?;
             match outcome {
