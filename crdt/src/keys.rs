@@ -27,6 +27,14 @@ pub enum KeyError {
     BadSignature,
 }
 
+/// Checked verifying keys remembered per thread by [`MemberId::verifying_key`].
+pub const KEY_CACHE: usize = 4096;
+
+thread_local! {
+    static KEYS: std::cell::RefCell<std::collections::HashMap<[u8; 32], VerifyingKey>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
 /// A member's public key, the identity everything else refers to.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct MemberId(pub [u8; 32]);
@@ -43,11 +51,26 @@ impl MemberId {
     }
 
     /// The verifying key, refusing weak keys.
+    ///
+    /// Decompressing a key costs about a tenth of a signature check, and a topic's changes
+    /// come from few authors, so keys that pass are remembered per thread (at most
+    /// [`KEY_CACHE`] of them). The answer is a pure function of the 32 bytes, so the cache
+    /// changes no verdict; refused keys are not remembered and are checked again each time.
     pub fn verifying_key(&self) -> Result<VerifyingKey, KeyError> {
+        if let Some(key) = KEYS.with(|k| k.borrow().get(&self.0).copied()) {
+            return Ok(key);
+        }
         let key = VerifyingKey::from_bytes(&self.0).map_err(|_| KeyError::NotAKey)?;
         if key.is_weak() {
             return Err(KeyError::WeakKey);
         }
+        KEYS.with(|k| {
+            let mut keys = k.borrow_mut();
+            if keys.len() >= KEY_CACHE {
+                keys.clear();
+            }
+            keys.insert(self.0, key);
+        });
         Ok(key)
     }
 
@@ -149,6 +172,27 @@ mod tests {
             key.member_id().verify(b"hellO", &sig),
             Err(KeyError::BadSignature)
         );
+    }
+
+    #[test]
+    fn remembered_keys_are_the_keys_and_refusals_are_not_remembered() {
+        let id = Keypair::generate().member_id();
+        let fresh = VerifyingKey::from_bytes(&id.0).unwrap();
+        assert_eq!(id.verifying_key().unwrap(), fresh);
+        assert_eq!(id.verifying_key().unwrap(), fresh, "from the cache");
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        for _ in 0..2 {
+            assert_eq!(
+                MemberId(identity).verifying_key().unwrap_err(),
+                KeyError::WeakKey
+            );
+        }
+        // Past the bound the cache starts again and still answers right.
+        for _ in 0..KEY_CACHE + 1 {
+            Keypair::generate().member_id().verifying_key().unwrap();
+        }
+        assert_eq!(id.verifying_key().unwrap(), fresh);
     }
 
     #[test]

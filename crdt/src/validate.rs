@@ -235,32 +235,158 @@ pub fn validate_staged(
     staged: &dyn Fn(&ChangeHash) -> bool,
     signed: &SignedChange,
 ) -> Verdict {
-    match check(ctx, doc, staged, signed) {
+    let checked = decode(&signed.bytes).and_then(|change| check(ctx, doc, staged, signed, change));
+    verdict(checked)
+}
+
+/// Like [`validate_staged`], for a caller that has already decoded `signed.bytes` with
+/// [`decode`] (to look up its hash, say): the change is not decoded a second time. `change`
+/// must be exactly the decoding of `signed.bytes`; a change whose bytes differ is refused as
+/// undecodable, so that what is applied is always what is signed and stored.
+///
+/// `signature`: the outcome of check 3 computed beforehand ([`SignatureCheck`], e.g. on
+/// another thread); it is used only if it was computed over exactly this topic, document,
+/// change hash and signature, and check 3 runs here otherwise.
+pub fn validate_decoded(
+    ctx: &Context<'_>,
+    doc: &Automerge,
+    staged: &dyn Fn(&ChangeHash) -> bool,
+    signed: &SignedChange,
+    change: Change,
+    signature: Option<SignatureCheck>,
+) -> Verdict {
+    if change.raw_bytes() != signed.bytes.as_slice() {
+        return Verdict::Invalid(Rejection::Undecodable(
+            "the decoded change is not the signed bytes".into(),
+        ));
+    }
+    verdict(check_with(ctx, doc, staged, signed, change, signature))
+}
+
+/// Check 3 (the author is a non-weak ed25519 key and the signature verifies strictly) of a
+/// decoded change, split in two so that the costly half can run on other threads:
+/// [`SignatureCheck::start`] reads the author's key on the calling thread (where
+/// [`MemberId::verifying_key`] remembers it), [`PendingSignature::verify`] runs
+/// `verify_strict`. The verdict is the same as when [`validate`] checks it itself: the same
+/// function on the same inputs, whatever thread runs it.
+pub struct PendingSignature {
+    covers: Covers,
+    key: Result<(MemberId, ed25519_dalek::VerifyingKey), Rejection>,
+}
+
+/// What a signature check was computed over.
+#[derive(Clone, PartialEq, Eq)]
+struct Covers {
+    topic: TopicId,
+    doc: DocId,
+    hash: ChangeHash,
+    signature: [u8; 64],
+}
+
+impl Covers {
+    fn of(topic: &TopicId, signed: &SignedChange, hash: ChangeHash) -> Self {
+        Covers {
+            topic: *topic,
+            doc: signed.doc,
+            hash,
+            signature: signed.signature,
+        }
+    }
+}
+
+/// The outcome of check 3 for one change, from [`PendingSignature::verify`].
+pub struct SignatureCheck {
+    covers: Covers,
+    result: Result<MemberId, Rejection>,
+}
+
+impl SignatureCheck {
+    /// Starts check 3 of `signed` in `topic`, whose decoding (by [`decode`]) is `change`.
+    pub fn start(topic: &TopicId, signed: &SignedChange, change: &Change) -> PendingSignature {
+        PendingSignature {
+            covers: Covers::of(topic, signed, change.hash()),
+            key: author_key(change),
+        }
+    }
+}
+
+impl PendingSignature {
+    /// Runs the strict verification.
+    pub fn verify(self) -> SignatureCheck {
+        let covers = self.covers;
+        let result = self.key.and_then(|(author, key)| {
+            verify_signature(
+                &key,
+                &covers.topic,
+                &covers.doc,
+                &covers.hash,
+                &covers.signature,
+            )
+            .map(|()| author)
+        });
+        SignatureCheck { covers, result }
+    }
+}
+
+/// The author of a change and its checked key.
+fn author_key(change: &Change) -> Result<(MemberId, ed25519_dalek::VerifyingKey), Rejection> {
+    let author = author_of(change)?;
+    let key = author.verifying_key().map_err(|e| match e {
+        KeyError::WeakKey => Rejection::WeakKey,
+        _ => Rejection::NotAKey,
+    })?;
+    Ok((author, key))
+}
+
+fn verify_signature(
+    key: &ed25519_dalek::VerifyingKey,
+    topic: &TopicId,
+    doc: &DocId,
+    hash: &ChangeHash,
+    signature: &[u8; 64],
+) -> Result<(), Rejection> {
+    crate::keys::verify_with(key, &signing_message(topic, doc, hash), signature)
+        .map_err(|_| Rejection::BadSignature)
+}
+
+fn verdict(checked: Result<Result<Accepted, Wait>, Rejection>) -> Verdict {
+    match checked {
         Ok(Ok(accepted)) => Verdict::Valid(Box::new(accepted)),
         Ok(Err(wait)) => Verdict::Pending(wait),
         Err(rejection) => Verdict::Invalid(rejection),
     }
 }
 
+/// Every check after decoding; `change` is the decoding of `signed.bytes`.
 fn check(
     ctx: &Context<'_>,
     doc: &Automerge,
     staged: &dyn Fn(&ChangeHash) -> bool,
     signed: &SignedChange,
+    change: Change,
 ) -> Result<Result<Accepted, Wait>, Rejection> {
-    let change = decode(&signed.bytes)?;
-    let author = author_of(&change)?;
-    let key = author.verifying_key().map_err(|e| match e {
-        KeyError::WeakKey => Rejection::WeakKey,
-        _ => Rejection::NotAKey,
-    })?;
+    check_with(ctx, doc, staged, signed, change, None)
+}
+
+/// [`check`], with check 3 possibly computed beforehand.
+fn check_with(
+    ctx: &Context<'_>,
+    doc: &Automerge,
+    staged: &dyn Fn(&ChangeHash) -> bool,
+    signed: &SignedChange,
+    change: Change,
+    signature: Option<SignatureCheck>,
+) -> Result<Result<Accepted, Wait>, Rejection> {
     let hash = change.hash();
-    crate::keys::verify_with(
-        &key,
-        &signing_message(&ctx.topic, &signed.doc, &hash),
-        &signed.signature,
-    )
-    .map_err(|_| Rejection::BadSignature)?;
+    let covers = Covers::of(&ctx.topic, signed, hash);
+    let author = match signature.filter(|s| s.covers == covers) {
+        Some(done) => done.result?,
+        None => {
+            let (author, key) = author_key(&change)?;
+            verify_signature(&key, &ctx.topic, &signed.doc, &hash, &signed.signature)?;
+            author
+        }
+    };
 
     let missing: Vec<ChangeHash> = change
         .deps()

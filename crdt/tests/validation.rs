@@ -165,6 +165,95 @@ fn signatures_must_verify_for_this_topic_and_document() {
     assert_eq!(topic.ingest(&signed), Outcome::Valid(None));
 }
 
+/// The verdict on `signed` through `validate_decoded`, with `change` as its decoding and
+/// `signature` as check 3 done beforehand.
+fn judge_decoded(
+    topic: &Topic,
+    signed: &SignedChange,
+    change: automerge::Change,
+    signature: Option<validate::SignatureCheck>,
+) -> Result<(), Rejection> {
+    let empty = Automerge::new();
+    let target = topic.journals.get(&signed.doc).unwrap_or(&empty);
+    let admitted = |m: &MemberId| topic.admissions.contains_key(m);
+    let ctx = validate::Context {
+        topic: topic.id,
+        charter: &topic.charter,
+        charter_view: &topic.view,
+        admitted: &admitted,
+    };
+    match validate::validate_decoded(&ctx, target, &|_| false, signed, change, signature) {
+        validate::Verdict::Valid(_) => Ok(()),
+        validate::Verdict::Invalid(rejection) => Err(rejection),
+        validate::Verdict::Pending(wait) => panic!("pending: {wait:?}"),
+    }
+}
+
+#[test]
+fn a_signature_checked_beforehand_counts_only_for_its_own_change() {
+    let creator = key(1);
+    let topic = found(&creator, "t");
+    let signed = post(&topic, &creator, &entry(1), Kind::Idea, None, T0 + 1);
+    let change = validate::decode(&signed.bytes).unwrap();
+    let check = |s: &SignedChange, t: &TopicId| {
+        validate::SignatureCheck::start(t, s, &validate::decode(&s.bytes).unwrap()).verify()
+    };
+
+    // Checked beforehand or here: the same verdict.
+    assert_eq!(judge_decoded(&topic, &signed, change.clone(), None), Ok(()));
+    let good = check(&signed, &topic.id);
+    assert_eq!(
+        judge_decoded(&topic, &signed, change.clone(), Some(good)),
+        Ok(())
+    );
+
+    // A good check handed in beside a forged signature, or beside the same change signed for
+    // another topic or document, is not used: the signature is checked again and refused.
+    let mut flipped = signed.clone();
+    flipped.signature[40] ^= 0x01;
+    let good = check(&signed, &topic.id);
+    assert_eq!(
+        judge_decoded(&topic, &flipped, change.clone(), Some(good)),
+        Err(Rejection::BadSignature)
+    );
+    let other_topic = SignedChange::sign(&creator, &TopicId([9; 32]), signed.doc, &change);
+    let made_elsewhere = check(&other_topic, &TopicId([9; 32]));
+    assert_eq!(
+        judge_decoded(&topic, &other_topic, change.clone(), Some(made_elsewhere)),
+        Err(Rejection::BadSignature)
+    );
+    let good = check(&signed, &topic.id);
+    let redirected = SignedChange {
+        doc: journal_of(&creator, 1),
+        ..signed.clone()
+    };
+    let redirected_change = validate::decode(&redirected.bytes).unwrap();
+    assert_eq!(
+        judge_decoded(&topic, &redirected, redirected_change, Some(good)),
+        Err(Rejection::BadSignature)
+    );
+
+    // A failed check counts for its own change only, too.
+    let bad = check(&flipped, &topic.id);
+    assert_eq!(
+        judge_decoded(&topic, &flipped, change.clone(), Some(bad)),
+        Err(Rejection::BadSignature)
+    );
+    let bad = check(&flipped, &topic.id);
+    assert_eq!(
+        judge_decoded(&topic, &signed, change.clone(), Some(bad)),
+        Ok(())
+    );
+
+    // A decoded change that is not the signed bytes is refused.
+    let another = post(&topic, &creator, &entry(2), Kind::Idea, None, T0 + 2);
+    let another_change = validate::decode(&another.bytes).unwrap();
+    assert!(matches!(
+        judge_decoded(&topic, &signed, another_change, None),
+        Err(Rejection::Undecodable(_))
+    ));
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. Author keys.
 

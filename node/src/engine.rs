@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use automerge::{Automerge, ChangeHash, ReadDoc};
 use catchment_crdt::charter::CharterView;
 use catchment_crdt::membership::{self, Status};
-use catchment_crdt::validate::{self, Admission, Rejection, Verdict, Wait};
+use catchment_crdt::validate::{self, Admission, Rejection, SignatureCheck, Verdict, Wait};
 use catchment_crdt::{journal, DocId, Keypair, MemberId, SignedChange, TopicId};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
@@ -95,6 +95,9 @@ pub(crate) struct TopicState {
     pub(crate) admissions: BTreeMap<MemberId, Admission>,
     pub(crate) statuses: BTreeMap<MemberId, Status>,
     docs: HashMap<DocId, Automerge>,
+    /// When each loaded document was last asked for (a tick of `uses`), for eviction.
+    last_used: HashMap<DocId, u64>,
+    uses: u64,
     log_len: HashMap<DocId, u64>,
     pending: Vec<SignedChange>,
     /// The newest journal of this node's member, once looked up.
@@ -124,6 +127,8 @@ impl TopicState {
         &self,
         topic: &TopicId,
         signed: &SignedChange,
+        change: automerge::Change,
+        signature: Option<SignatureCheck>,
         staged: &dyn Fn(&ChangeHash) -> bool,
     ) -> Verdict {
         let admitted = |m: &MemberId| self.admissions.contains_key(m);
@@ -133,7 +138,14 @@ impl TopicState {
             charter_view: &self.charter_view,
             admitted: &admitted,
         };
-        validate::validate_staged(&ctx, self.doc(&signed.doc), staged, signed)
+        validate::validate_decoded(
+            &ctx,
+            self.doc(&signed.doc),
+            staged,
+            signed,
+            change,
+            signature,
+        )
     }
 
     fn refresh_statuses(&mut self) {
@@ -164,6 +176,111 @@ pub(crate) enum Outcome {
     Duplicate,
     Pending(Wait),
     Rejected(Rejection),
+}
+
+/// Changes in a batch from which their signatures are checked on several threads.
+const PARALLEL_FROM: usize = 32;
+/// Threads that check signatures at most (the calling one included).
+const VERIFY_THREADS: usize = 4;
+
+/// A change of a batch, decoded, with its signature checked if it decoded.
+type Prepared = (
+    SignedChange,
+    std::result::Result<automerge::Change, Rejection>,
+    Option<SignatureCheck>,
+);
+
+/// Decodes every change of a batch and, for a large batch, checks their signatures (check 3
+/// of validation, the costliest) on up to [`VERIFY_THREADS`] threads. Each check is the same
+/// pure function of the change, its signature and its author's key, so which thread runs it
+/// changes no verdict; validation uses a check only for the exact change it was made for.
+/// A small batch is left to validation, which checks each signature itself.
+///
+/// Why not ed25519-dalek's `verify_batch` (one multiscalar equation for the whole batch)? It
+/// would have to accept exactly what `verify_strict` accepts, whatever batch a change
+/// arrives in, and it does not: (1) it never refuses a small-order R or A, nor an R whose
+/// encoding is not canonical (it decompresses R; `verify_strict` compares the recomputed R
+/// with the signature's bytes); (2) it checks `sum z_i (R_i - s_i B + k_i A_i) = 0`
+/// without the cofactor, with 128-bit weights z_i drawn from a transcript of the whole
+/// batch: a signature whose defect `R_i - s_i B + k_i A_i` is a nonzero torsion point T
+/// (R or A of mixed order) passes whenever z_i is a multiple of T's order (probability 1/2
+/// for order 2), and since z_i depends on the other changes of the batch, one node would
+/// accept such a change and another refuse it; a sender can also grind the batch until it
+/// passes. (1) can be checked cheaply beforehand, but ruling out (2) needs each R to be in
+/// the prime-order subgroup (`[l]R = 0`), a full scalar multiplication per signature that
+/// costs about what batching saves. The other way round holds (every strictly valid batch
+/// passes), so a failed batch could fall back to `verify_strict`; it is the false passes
+/// that cannot be allowed. Checking each signature with `verify_strict`, spread over
+/// threads, keeps the verdicts exactly those of `verify_strict`.
+fn decode_and_verify(
+    topic: &TopicId,
+    changes: Vec<SignedChange>,
+    known: &dyn Fn(&DocId, &ChangeHash) -> bool,
+) -> Vec<Prepared> {
+    let decoded: Vec<_> = changes
+        .into_iter()
+        .map(|signed| {
+            let change = validate::decode(&signed.bytes);
+            (signed, change)
+        })
+        .collect();
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let threads = *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(VERIFY_THREADS)
+    });
+    if decoded.len() < PARALLEL_FROM || threads < 2 {
+        return decoded.into_iter().map(|(s, c)| (s, c, None)).collect();
+    }
+    // Keys are read (and remembered) on this thread; the strict verifications are spread.
+    let pending: Vec<_> = decoded
+        .iter()
+        .map(|(signed, change)| {
+            change
+                .as_ref()
+                .ok()
+                .filter(|c| !known(&signed.doc, &c.hash()))
+                .map(|c| SignatureCheck::start(topic, signed, c))
+        })
+        .collect();
+    let chunk = pending.len().div_ceil(threads);
+    let mut pending = pending.into_iter();
+    let mut parts: Vec<Vec<_>> = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        parts.push(pending.by_ref().take(chunk).collect());
+    }
+    let verify = |part: Vec<Option<validate::PendingSignature>>| -> Vec<Option<SignatureCheck>> {
+        part.into_iter().map(|p| p.map(|p| p.verify())).collect()
+    };
+    let mut parts = parts.into_iter();
+    let mine = parts.next().unwrap_or_default();
+    let checks: Vec<Option<SignatureCheck>> = std::thread::scope(|scope| {
+        let others: Vec<_> = parts
+            .map(|part| {
+                let len = part.len();
+                let spawned = std::thread::Builder::new()
+                    .name("verify".into())
+                    .spawn_scoped(scope, move || verify(part));
+                (len, spawned)
+            })
+            .collect();
+        let mut checks = verify(mine);
+        for (len, other) in others {
+            // A thread that could not start or panicked leaves its changes to be checked by
+            // validation.
+            match other.map(|handle| handle.join()) {
+                Ok(Ok(part)) => checks.extend(part),
+                _ => checks.extend(std::iter::repeat_with(|| None).take(len)),
+            }
+        }
+        checks
+    });
+    decoded
+        .into_iter()
+        .zip(checks.into_iter().chain(std::iter::repeat_with(|| None)))
+        .map(|((signed, change), check)| (signed, change, check))
+        .collect()
 }
 
 /// Reads a stored change: the same envelope as on the wire.
@@ -271,6 +388,8 @@ impl Engine {
             admissions,
             statuses: BTreeMap::new(),
             docs: HashMap::new(),
+            last_used: HashMap::new(),
+            uses: 0,
             log_len: HashMap::new(),
             pending: Vec::new(),
             my_journal: None,
@@ -359,25 +478,39 @@ impl Engine {
     }
 
     fn ensure_doc(&mut self, topic: &TopicId, doc: &DocId) -> Result<()> {
-        self.state(topic)?;
-        if *doc == DocId::Charter || self.topics[topic].docs.contains_key(doc) {
+        let state = self.state(topic)?;
+        if *doc == DocId::Charter {
+            return Ok(());
+        }
+        state.uses += 1;
+        let tick = state.uses;
+        if state.docs.contains_key(doc) {
+            state.last_used.insert(*doc, tick);
             return Ok(());
         }
         let loaded = self.load_doc(topic, doc)?;
         let state = self.topics.get_mut(topic).expect("loaded");
         if state.docs.len() >= DOC_CACHE {
-            // Evict one document we do not write to; any will do, it reloads from the store.
+            // Evict the document least recently asked for, one we do not write to if there is
+            // one: it reloads from the store when needed again. A batch being ingested asks
+            // for its documents with every change, so they stay.
             let me = self.me;
+            let last_used = &state.last_used;
+            let age = |d: &&DocId| last_used.get(*d).copied().unwrap_or(0);
             let victim = state
                 .docs
                 .keys()
-                .find(|d| d.journal_owner() != Some(me))
+                .filter(|d| d.journal_owner() != Some(me))
+                .min_by_key(age)
+                .or_else(|| state.docs.keys().min_by_key(age))
                 .copied();
-            if let Some(victim) = victim.or_else(|| state.docs.keys().next().copied()) {
+            if let Some(victim) = victim {
                 state.docs.remove(&victim);
+                state.last_used.remove(&victim);
             }
         }
         state.docs.insert(*doc, loaded);
+        state.last_used.insert(*doc, tick);
         Ok(())
     }
 
@@ -405,6 +538,7 @@ impl Engine {
             }
         } else if let Some(state) = self.topics.get_mut(topic) {
             state.docs.remove(doc);
+            state.last_used.remove(doc);
         }
         Ok(())
     }
@@ -471,8 +605,20 @@ impl Engine {
     ) -> Result<Vec<SignedChange>> {
         let mut waiting = Vec::new();
         let mut stage = Stage::default();
-        for signed in changes {
-            let outcome = self.stage_one(topic, &signed, &mut stage, report)?;
+        // Changes a loaded document already holds are duplicates: no need to check them.
+        let loaded = self.topics.get(topic);
+        let known = |doc: &DocId, hash: &ChangeHash| {
+            loaded.is_some_and(|state| match doc {
+                DocId::Charter => state.charter.get_change_by_hash(hash).is_some(),
+                _ => state
+                    .docs
+                    .get(doc)
+                    .is_some_and(|d| d.get_change_by_hash(hash).is_some()),
+            })
+        };
+        let decoded = decode_and_verify(topic, changes, &known);
+        for (signed, change, signature) in decoded {
+            let outcome = self.stage_one(topic, &signed, change, signature, &mut stage, report)?;
             match outcome {
                 Some(Outcome::Accepted(hash)) => report.accepted.push(hash),
                 Some(Outcome::Duplicate) => report.duplicates += 1,
@@ -523,10 +669,12 @@ impl Engine {
         &mut self,
         topic: &TopicId,
         signed: &SignedChange,
+        change: std::result::Result<automerge::Change, Rejection>,
+        signature: Option<SignatureCheck>,
         stage: &mut Stage,
         report: &mut Ingested,
     ) -> Result<Option<Outcome>> {
-        let change = match validate::decode(&signed.bytes) {
+        let change = match change {
             Ok(change) => change,
             Err(rejection) => return Ok(Some(Outcome::Rejected(rejection))),
         };
@@ -554,7 +702,7 @@ impl Engine {
         }
         let staged = stage.docs.get(&signed.doc);
         let in_stage = |h: &ChangeHash| staged.is_some_and(|s| s.hashes.contains(h));
-        let accepted = match state.validate(topic, signed, &in_stage) {
+        let accepted = match state.validate(topic, signed, change, signature, &in_stage) {
             Verdict::Valid(accepted) => accepted,
             Verdict::Pending(wait) => return Ok(Some(Outcome::Pending(wait))),
             Verdict::Invalid(rejection) => return Ok(Some(Outcome::Rejected(rejection))),
@@ -588,7 +736,8 @@ impl Engine {
         let mut fallback = Vec::new();
         let mut written = Vec::new();
         for (doc_id, entries) in staged.docs {
-            let changes: Vec<_> = entries.changes.iter().map(|(c, _)| c.clone()).collect();
+            let (changes, signeds): (Vec<_>, Vec<_>) = entries.changes.into_iter().unzip();
+            let hashes: Vec<ChangeHash> = changes.iter().map(automerge::Change::hash).collect();
             // Staged changes are not applied yet, so a document the cache let go of since is
             // reloaded in exactly the state they were validated against.
             self.ensure_doc(topic, &doc_id)?;
@@ -600,12 +749,12 @@ impl Engine {
                     // One of them does not apply: take them one at a time to find which.
                     debug!(topic = %topic.short(), doc = ?doc_id, %rejection, "batch apply failed");
                     self.forget_doc(topic, &doc_id)?;
-                    fallback.extend(entries.changes.into_iter().map(|(_, s)| s));
+                    fallback.extend(signeds);
                     continue;
                 }
             };
-            for (change, signed) in &entries.changes {
-                self.log_change(topic, signed, change.hash(), &mut batch)?;
+            for (signed, hash) in signeds.iter().zip(&hashes) {
+                self.log_change(topic, signed, *hash, &mut batch)?;
             }
             index::journal_changed(
                 self,
@@ -614,7 +763,7 @@ impl Engine {
                 journal::touched_by(&patches),
                 &mut batch,
             )?;
-            written.extend(entries.changes.into_iter().map(|(c, s)| (c.hash(), s)));
+            written.extend(hashes.into_iter().zip(signeds));
         }
         for admission in staged.admissions {
             index::record_admission(self, topic, admission, &mut batch)?;
@@ -709,7 +858,7 @@ impl Engine {
         self.ensure_doc(topic, &signed.doc)?;
 
         let state = self.topics.get_mut(topic).expect("ensured");
-        let accepted = match state.validate(topic, signed, &|_| false) {
+        let accepted = match state.validate(topic, signed, change, None, &|_| false) {
             Verdict::Valid(accepted) => accepted,
             Verdict::Pending(wait) => return Ok(Outcome::Pending(wait)),
             Verdict::Invalid(rejection) => {

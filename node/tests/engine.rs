@@ -698,6 +698,78 @@ fn a_batch_touching_more_documents_than_the_cache_holds_is_ingested_whole() {
 }
 
 #[test]
+fn a_large_batch_checks_signatures_on_threads_with_the_same_verdicts() {
+    use catchment_crdt::invite::prove_admission;
+    use catchment_crdt::schema::AdmissionClaim;
+    use catchment_crdt::validate::Rejection;
+    use catchment_crdt::{genesis, journal, DocId, Keypair, SignedChange};
+
+    let mut a = node("Ada");
+    let topic = a.engine.create_topic("Busy", &profile("Ada")).unwrap();
+    let (grant, secret) = a
+        .engine
+        .create_invite(&topic, Role::Member, None, None)
+        .unwrap();
+    let mut changes = a.engine.changes(&topic).unwrap();
+    let mut forged = 0;
+    for i in 0..40 {
+        let key = Keypair::generate();
+        let member = key.member_id();
+        let claim = AdmissionClaim::Invite {
+            grant: grant.to_bytes(),
+            proof: prove_admission(&secret, &topic, &member).to_vec(),
+        };
+        let (mut doc, first) =
+            genesis::start_journal(&key, &topic, 0, Some(&claim), 1_000).unwrap();
+        let id = format!("{i:016x}");
+        let post = genesis::transact(&mut doc, 2_000, |tx| {
+            journal::put_contribution(tx, &id, Kind::Idea, &draft(&format!("idea {i}"), ""), 2_000)
+        })
+        .unwrap();
+        changes.push(first);
+        let mut signed = SignedChange::sign(&key, &topic, DocId::Journal { member, n: 0 }, &post);
+        if i % 5 == 0 {
+            signed.signature[i % 64] ^= 0x10;
+            forged += 1;
+        }
+        changes.push(signed);
+    }
+    let total = changes.len();
+    assert!(total > 64, "large enough to be checked on threads");
+
+    // One batch (signatures checked ahead, on threads) and one change at a time (each checked
+    // by validation itself) reach the same verdicts.
+    let mut whole = node("Bo");
+    let report = whole.engine.ingest(&topic, changes.clone()).unwrap();
+    assert_eq!(
+        (report.accepted.len(), report.rejected.len(), report.pending),
+        (total - forged, forged, 0)
+    );
+    assert!(report
+        .rejected
+        .iter()
+        .all(|r| *r == Rejection::BadSignature));
+    let mut single = node("Cy");
+    let mut one_by_one = Vec::new();
+    for change in changes {
+        let report = single.engine.ingest(&topic, vec![change]).unwrap();
+        one_by_one.extend(report.accepted);
+        assert!(report
+            .rejected
+            .iter()
+            .all(|r| *r == Rejection::BadSignature));
+    }
+    let mut accepted = report.accepted;
+    accepted.sort();
+    one_by_one.sort();
+    assert_eq!(accepted, one_by_one);
+    assert_eq!(
+        whole.engine.heads(&topic).unwrap(),
+        single.engine.heads(&topic).unwrap()
+    );
+}
+
+#[test]
 fn admins_cannot_break_their_topic() {
     let (mut a, _b, topic) = two_members();
     let me = a.engine.me();

@@ -25,6 +25,11 @@
 //!    only, and times opening the store, resolving the topic and reading the first feed page
 //!    of 20 items; it reports the store's size, and then times local posts into that topic.
 //!
+//! `--remote-only` runs step 3 alone; `--save-sources FILE` writes the source members'
+//! changes to a file and `--sources FILE` ingests them from it instead of writing them again,
+//! so that the ingest can be repeated on the same changes (before and after a change to the
+//! code, or under a profiler).
+//!
 //! `--keep DIR` keeps the work files; `bench __open DIR/home POSTS` then repeats step 4 alone
 //! (e.g. under a profiler). Besides the floors, a "reference" section times the Automerge
 //! operations our design picks (diffing heads to find what a change touched, applying one
@@ -92,6 +97,12 @@ struct Options {
     json: bool,
     threads: usize,
     keep: Option<PathBuf>,
+    /// Measure the remote ingest only (no floors, local runs or fresh-process open).
+    remote_only: bool,
+    /// Write the source members' changes here after producing them.
+    save_sources: Option<PathBuf>,
+    /// Read the source members' changes from here instead of producing them.
+    sources: Option<PathBuf>,
 }
 
 /// How many times each measured loop runs.
@@ -111,7 +122,11 @@ const USAGE: &str = "usage: bench [--contributions N] [--quick] [--json] [--thre
   --threads T        threads that write the source members' changes (default: cores, max 4);
                      every measured part runs on one thread
   --keep DIR         write the work files into DIR (new or empty) and keep them; DIR/home is
-                     then the big topic's data directory, for `bench __open DIR/home POSTS`";
+                     then the big topic's data directory, for `bench __open DIR/home POSTS`
+  --remote-only      measure only the remote ingest (step 3): no floors, local runs or open
+  --save-sources F   write the produced source changes to file F (to replay them later)
+  --sources F        ingest the source changes read from file F (from --save-sources)
+                     instead of producing them; --contributions is then taken from F";
 
 impl Options {
     fn parse(args: &[String]) -> Result<Options> {
@@ -124,6 +139,9 @@ impl Options {
             json: false,
             threads: cores.min(4),
             keep: None,
+            remote_only: false,
+            save_sources: None,
+            sources: None,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -143,6 +161,15 @@ impl Options {
                     let value = it.next().context("--keep needs a directory")?;
                     options.keep = Some(PathBuf::from(value));
                 }
+                "--save-sources" => {
+                    let value = it.next().context("--save-sources needs a file")?;
+                    options.save_sources = Some(PathBuf::from(value));
+                }
+                "--sources" => {
+                    let value = it.next().context("--sources needs a file")?;
+                    options.sources = Some(PathBuf::from(value));
+                }
+                "--remote-only" => options.remote_only = true,
                 "--quick" => options.quick = true,
                 "--json" => options.json = true,
                 "-h" | "--help" => {
@@ -1053,6 +1080,66 @@ struct Sources {
     wall: Duration,
 }
 
+/// The first bytes of a sources file.
+const SOURCES_MAGIC: &[u8; 16] = b"catchment-src-v1";
+
+impl Sources {
+    /// Writes the sources to `path`: magic, admin secret, topic, members, contributions, then
+    /// each change as a 4-byte length and its envelope.
+    fn save(&self, path: &Path, contributions: usize) -> Result<()> {
+        let mut out = Vec::with_capacity(self.changes.iter().map(|c| c.bytes.len() + 120).sum());
+        out.extend_from_slice(SOURCES_MAGIC);
+        out.extend_from_slice(&self.admin_secret);
+        out.extend_from_slice(&self.topic.0);
+        out.extend_from_slice(&(self.members as u64).to_le_bytes());
+        out.extend_from_slice(&(contributions as u64).to_le_bytes());
+        for change in &self.changes {
+            let bytes = catchment_protocol::envelope::encode(change);
+            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(&bytes);
+        }
+        std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// Reads sources written by [`Sources::save`]; returns them and the contribution count.
+    fn load(path: &Path) -> Result<(Sources, usize)> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let bad = || anyhow::anyhow!("{} is not a sources file", path.display());
+        let header = 16 + 32 + 32 + 8 + 8;
+        ensure!(
+            bytes.len() >= header && &bytes[..16] == SOURCES_MAGIC,
+            "{} is not a sources file (written by --save-sources)",
+            path.display()
+        );
+        let admin_secret: [u8; 32] = bytes[16..48].try_into()?;
+        let topic = TopicId(bytes[48..80].try_into()?);
+        let members = u64::from_le_bytes(bytes[80..88].try_into()?) as usize;
+        let contributions = u64::from_le_bytes(bytes[88..96].try_into()?) as usize;
+        let mut changes = Vec::new();
+        let mut rest = &bytes[header..];
+        while !rest.is_empty() {
+            let len_bytes: [u8; 4] = rest.get(..4).ok_or_else(bad)?.try_into()?;
+            let len = u32::from_le_bytes(len_bytes) as usize;
+            let envelope = rest.get(4..4 + len).ok_or_else(bad)?;
+            changes.push(
+                catchment_protocol::envelope::decode(envelope)
+                    .with_context(|| format!("a change in {}", path.display()))?,
+            );
+            rest = &rest[4 + len..];
+        }
+        Ok((
+            Sources {
+                admin_secret,
+                topic,
+                changes,
+                members,
+                wall: Duration::ZERO,
+            },
+            contributions,
+        ))
+    }
+}
+
 /// One member's share of the writing.
 struct Job {
     key: Keypair,
@@ -1177,6 +1264,7 @@ fn write_member(
 struct Remote {
     changes: usize,
     cpu: Duration,
+    process_cpu: Duration,
     batches: Samples,
     wall: Duration,
     first_tenth_rate: f64,
@@ -1211,6 +1299,7 @@ fn ingest_all(home: &Path, sources: &Sources) -> Result<Remote> {
     let mut times = Vec::with_capacity(count);
     let mut accepted = 0;
     let cpu = thread_cpu();
+    let process = process_cpu();
     let wall = Instant::now();
     for batch in batches.drain(..) {
         let size = batch.len();
@@ -1233,6 +1322,7 @@ fn ingest_all(home: &Path, sources: &Sources) -> Result<Remote> {
     }
     let wall = wall.elapsed();
     let cpu = thread_cpu().saturating_sub(cpu);
+    let process_cpu = process_cpu().saturating_sub(process);
     ensure!(
         engine.pending_count(&sources.topic)? == 0,
         "changes left pending"
@@ -1253,6 +1343,7 @@ fn ingest_all(home: &Path, sources: &Sources) -> Result<Remote> {
     Ok(Remote {
         changes: accepted,
         cpu,
+        process_cpu,
         batches: Samples::new(times),
         wall,
         first_tenth_rate,
@@ -1262,8 +1353,8 @@ fn ingest_all(home: &Path, sources: &Sources) -> Result<Remote> {
     })
 }
 
-fn report_remote(report: &mut Report, r: &Remote, f: &Floors, sources: &Sources) {
-    let floor = f.decode.median() + f.verify.median() + f.apply.median();
+fn report_remote(report: &mut Report, r: &Remote, f: Option<&Floors>, sources: &Sources) {
+    let floor = f.map(|f| f.decode.median() + f.verify.median() + f.apply.median());
     report.section("remote changes accepted (ingest in batches of 256 + commit, sled)");
     let rate = r.changes as f64 / r.wall.as_secs_f64();
     report
@@ -1283,9 +1374,20 @@ fn report_remote(report: &mut Report, r: &Remote, f: &Floors, sources: &Sources)
             "/s",
         )
         .note(format!(
-            "{:.2} s on CPU of {:.2} s wall; sled's own threads not counted",
+            "{:.2} s on CPU of {:.2} s wall; other threads (sled's, signature checks) not counted",
             r.cpu.as_secs_f64(),
             r.wall.as_secs_f64()
+        ));
+    report
+        .row(
+            "remote.rate.process_cpu",
+            "accepted per CPU-second of the whole process",
+            r.changes as f64 / r.process_cpu.as_secs_f64(),
+            "/s",
+        )
+        .note(format!(
+            "{:.2} s on CPU, every thread (signature checks, sled's threads) counted",
+            r.process_cpu.as_secs_f64()
         ));
     report
         .row(
@@ -1318,23 +1420,24 @@ fn report_remote(report: &mut Report, r: &Remote, f: &Floors, sources: &Sources)
             ms(r.batches.p99()),
             ms(r.batches.max())
         ));
-    report
-        .row(
-            "remote.per_change",
-            "time per accepted change",
-            1e6 / rate,
-            "us",
-        )
-        .note(format!(
+    let per_change = report.row(
+        "remote.per_change",
+        "time per accepted change",
+        1e6 / rate,
+        "us",
+    );
+    if let Some(floor) = floor {
+        per_change.note(format!(
             "floor = decode + verify_strict + apply = {:.1} us",
             us(floor)
         ));
-    report.row(
-        "remote.ratio",
-        "per change / floor",
-        (1e6 / rate) / us(floor),
-        "x",
-    );
+        report.row(
+            "remote.ratio",
+            "per change / floor",
+            (1e6 / rate) / us(floor),
+            "x",
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1635,6 +1738,21 @@ fn logical_sizes(backend: &dyn Backend) -> Result<Vec<(String, u64, u64)>> {
 }
 
 /// Time this thread has spent on a CPU (zero where the kernel does not say).
+/// CPU time of the whole process, every thread (sled's and the engine's helpers) included.
+fn process_cpu() -> Duration {
+    // utime and stime, fields 14 and 15 of /proc/self/stat, in clock ticks of 1/100 s.
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let after = s.rsplit_once(')')?.1;
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            let utime: u64 = fields.get(11)?.parse().ok()?;
+            let stime: u64 = fields.get(12)?.parse().ok()?;
+            Some(Duration::from_millis((utime + stime) * 10))
+        })
+        .unwrap_or_default()
+}
+
 fn thread_cpu() -> Duration {
     std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()
@@ -1717,18 +1835,18 @@ fn run(options: Options) -> Result<()> {
         );
     }
 
-    progress("floors");
-    let f = floors(&sizes)?;
-    report_floors(&mut report, &f);
+    let f = if options.remote_only {
+        None
+    } else {
+        progress("floors");
+        let f = floors(&sizes)?;
+        report_floors(&mut report, &f);
+        progress("local contributions");
+        let l = local(&sizes)?;
+        report_local(&mut report, &l, &f);
+        Some(f)
+    };
 
-    progress("local contributions");
-    let l = local(&sizes)?;
-    report_local(&mut report, &l, &f);
-
-    progress(&format!(
-        "writing {} contributions on the source members' engines",
-        options.contributions
-    ));
     let temp = tempfile::tempdir()?;
     let work = match &options.keep {
         Some(dir) => {
@@ -1743,24 +1861,45 @@ fn run(options: Options) -> Result<()> {
         }
         None => temp.path().to_path_buf(),
     };
-    let sources = produce(options.contributions, options.threads, &work)?;
+    let (sources, contributions) = match &options.sources {
+        Some(file) => {
+            progress(&format!(
+                "reading the source changes from {}",
+                file.display()
+            ));
+            Sources::load(file)?
+        }
+        None => {
+            progress(&format!(
+                "writing {} contributions on the source members' engines",
+                options.contributions
+            ));
+            let sources = produce(options.contributions, options.threads, &work)?;
+            (sources, options.contributions)
+        }
+    };
+    if let Some(file) = &options.save_sources {
+        sources.save(file, contributions)?;
+    }
     progress(&format!(
         "ingesting {} changes into a fresh engine",
         sources.changes.len()
     ));
     let home = work.join("home");
     let r = ingest_all(&home, &sources)?;
-    report_remote(&mut report, &r, &f, &sources);
+    report_remote(&mut report, &r, f.as_ref(), &sources);
 
-    progress("opening the topic in a fresh process");
-    let o = open_in_child(&home, sizes.big_posts)?;
-    ensure!(
-        o.contributions >= options.contributions,
-        "the topic holds {} contributions, not {}",
-        o.contributions,
-        options.contributions
-    );
-    report_big(&mut report, &o, &r, options.contributions, sizes.big_posts);
+    if !options.remote_only {
+        progress("opening the topic in a fresh process");
+        let o = open_in_child(&home, sizes.big_posts)?;
+        ensure!(
+            o.contributions >= contributions,
+            "the topic holds {} contributions, not {}",
+            o.contributions,
+            contributions
+        );
+        report_big(&mut report, &o, &r, contributions, sizes.big_posts);
+    }
 
     let mut counts = BTreeMap::new();
     for c in &sources.changes {
@@ -1780,7 +1919,8 @@ fn run(options: Options) -> Result<()> {
             "release"
         },
     );
-    report.fact("contributions", options.contributions.to_string());
+    report.fact("contributions", contributions.to_string());
+    report.fact("remote only", options.remote_only.to_string());
     report.fact("quick", options.quick.to_string());
     report.fact(
         "cores",
