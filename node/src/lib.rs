@@ -14,6 +14,7 @@ pub mod net;
 pub mod ops;
 pub mod peers;
 pub mod query;
+pub mod replay;
 pub mod runtime;
 pub mod store;
 pub mod sync;
