@@ -19,6 +19,7 @@ pub mod cluster;
 pub mod driver;
 pub mod events;
 pub mod schedule;
+pub mod source;
 pub mod write;
 
 pub use check::{check_node, Difference};
