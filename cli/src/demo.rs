@@ -64,7 +64,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .context("make a temporary directory")?;
     let data = temp.path().join(SOURCE);
     write_sample(&data)?;
-    let (events, truth) = replay::source::load(&data)?;
+    let (_source, events, truth) = replay::source::load(&data)?;
     let bin = std::env::current_exe().context("find this binary")?;
     println!(
         "Catchment demo: 3 nodes on 127.0.0.1 replay {} events of a real community",
@@ -92,7 +92,6 @@ pub fn run(args: DemoArgs) -> Result<()> {
         speed: args.speed,
         offline_fraction: 1.0 / 3.0,
         agreement_timeout: Duration::from_secs(60),
-        source: SOURCE.into(),
     };
     let (cluster, report) = replay::replay(cluster, &events, &truth, &config, |p| {
         bar.set_position(p.confirmed as u64);

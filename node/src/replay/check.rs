@@ -1,16 +1,17 @@
 //! Checking one node's views against the ground truth.
 //!
-//! Reads the node's whole feed (every post and comment, with its score, parent and accepted
-//! answer) and its leaderboard (per alias, contributions by kind), both through its local API,
-//! and lists every difference from the ground truth: per post, per original author, totals.
+//! Reads the node's whole feed (every question, answer and comment, with its score, parent and
+//! accepted answer) and its leaderboard (per alias, contributions by kind), both through its
+//! local API, and lists every difference from the ground truth computed from the dump: per
+//! post, per original author, and the totals.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{json, Value};
 
 use super::cluster::NodeProc;
-use super::events::{AuthorTruth, GroundTruth, PostTruth, Totals};
 use super::{ReplayError, Result};
+use crate::import::{AuthorTruth, GroundTruth};
 
 /// One way a node differs from the ground truth.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,76 +28,109 @@ impl std::fmt::Display for Difference {
     }
 }
 
+/// What a node shows of one post.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PostSeen {
+    /// Net endorsement.
+    pub score: i64,
+    /// The accepted answer's post id.
+    pub accepted: Option<u64>,
+    /// Answers shown under it.
+    pub answers: u64,
+    /// Comments shown under it.
+    pub comments: u64,
+}
+
+/// The totals a node shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Questions and ideas.
+    pub questions: u64,
+    /// Answers.
+    pub answers: u64,
+    /// Comments.
+    pub comments: u64,
+    /// Questions with an accepted answer.
+    pub accepted: u64,
+    /// The sum of every post's score.
+    pub score: i64,
+}
+
 /// What a node shows, reduced to what the ground truth says.
 #[derive(Debug, Default)]
 pub struct Observed {
-    /// Per post source key.
-    pub posts: BTreeMap<String, PostTruth>,
+    /// Per post id of the dump.
+    pub posts: BTreeMap<u64, PostSeen>,
     /// Per alias.
     pub authors: BTreeMap<String, AuthorTruth>,
     /// Totals.
     pub totals: Totals,
-    /// Contributions shown whose id no source key maps to.
+    /// Contributions shown that no event of the dump wrote.
     pub unknown: Vec<String>,
-    /// Contributions credited to a member rather than an alias.
+    /// Records credited to a member rather than an alias.
     pub unaliased: usize,
 }
 
-fn u(v: &Value) -> u64 {
+fn count(v: &Value) -> u64 {
     v.as_u64().unwrap_or(0)
 }
 
-/// Reads a node's views. `keys` maps contribution ids to source keys.
-pub fn observe(node: &NodeProc, topic: &str, keys: &HashMap<String, String>) -> Result<Observed> {
-    let feed = node.call(&json!({"op": "feed", "topic": topic, "limit": usize::MAX / 2}))?;
+/// Reads a node's views; `posts` maps contribution ids to dump post ids (`None`: a comment).
+pub fn observe(
+    node: &NodeProc,
+    topic: &str,
+    posts: &HashMap<String, Option<u64>>,
+) -> Result<Observed> {
+    let feed = node.call(&json!({"op": "feed", "topic": topic, "limit": 1_000_000_000u64}))?;
     let items = feed
         .as_array()
         .ok_or_else(|| ReplayError::Input(format!("{}: the feed is not a list", node.name)))?;
     let mut seen = Observed::default();
-    let key_of = |id: &Value| id.as_str().and_then(|id| keys.get(id)).cloned();
+    let post_of = |id: &Value| id.as_str().and_then(|id| posts.get(id)).copied().flatten();
     for item in items {
-        let Some(key) = key_of(&item["id"]) else {
-            seen.unknown.push(item["id"].as_str().unwrap_or("?").to_string());
+        let id = item["id"].as_str().unwrap_or("?");
+        if !posts.contains_key(id) {
+            seen.unknown.push(id.to_string());
             continue;
-        };
+        }
         if item["author"]["alias"] != true {
             seen.unaliased += 1;
         }
-        match item["kind"].as_str() {
-            Some("question") | Some("idea") => {
-                seen.totals.questions += 1;
-                let accepted = item["accepted"].as_str().and_then(|a| keys.get(a)).cloned();
-                if accepted.is_some() {
-                    seen.totals.accepted += 1;
-                }
-                let post = seen.posts.entry(key).or_default();
-                post.score = item["score"].as_i64().unwrap_or(0);
-                post.accepted = accepted;
-            }
-            Some("answer") => {
-                seen.totals.answers += 1;
-                seen.posts.entry(key).or_default().score = item["score"].as_i64().unwrap_or(0);
-            }
-            Some("comment") => seen.totals.comments += 1,
+        let kind = item["kind"].as_str().unwrap_or("");
+        match kind {
+            "question" | "idea" => seen.totals.questions += 1,
+            "answer" => seen.totals.answers += 1,
+            "comment" => seen.totals.comments += 1,
             _ => {}
         }
-        if let Some(parent) = key_of(&item["parent"]) {
-            let post = seen.posts.entry(parent).or_default();
-            match item["kind"].as_str() {
-                Some("answer") => post.answers += 1,
-                Some("comment") => post.comments += 1,
+        if let Some(post) = post_of(&item["id"]) {
+            let score = item["score"].as_i64().unwrap_or(0);
+            seen.totals.score += score;
+            let entry = seen.posts.entry(post).or_default();
+            entry.score = score;
+            if matches!(kind, "question" | "idea") {
+                entry.accepted = post_of(&item["accepted"]);
+                if entry.accepted.is_some() {
+                    seen.totals.accepted += 1;
+                }
+            }
+        }
+        if let Some(parent) = post_of(&item["parent"]) {
+            let entry = seen.posts.entry(parent).or_default();
+            match kind {
+                "answer" => entry.answers += 1,
+                "comment" => entry.comments += 1,
                 _ => {}
             }
         }
     }
-    seen.totals.score = seen.posts.values().map(|p| p.score).sum();
     let board = node.call(&json!({"op": "leaderboard", "topic": topic}))?;
     for row in board["rows"].as_array().into_iter().flatten() {
         let counts = &row["recognition"]["counts"];
         let author = AuthorTruth {
-            questions: u(&counts["question"]) + u(&counts["idea"]),
-            answers: u(&counts["answer"]),
-            comments: u(&counts["comment"]),
+            questions: count(&counts["question"]) + count(&counts["idea"]),
+            answers: count(&counts["answer"]),
+            comments: count(&counts["comment"]),
         };
         if row["who"]["alias"] == true {
             let alias = row["who"]["name"].as_str().unwrap_or("?").to_string();
@@ -108,13 +142,14 @@ pub fn observe(node: &NodeProc, topic: &str, keys: &HashMap<String, String>) -> 
     Ok(seen)
 }
 
-fn describe_post(p: &PostTruth) -> String {
+fn describe_post(p: &PostSeen) -> String {
+    let accepted = p
+        .accepted
+        .map(|a| format!("answer {a}"))
+        .unwrap_or_else(|| "none".into());
     format!(
-        "score {}, accepted {}, {} answers, {} comments",
-        p.score,
-        p.accepted.as_deref().unwrap_or("none"),
-        p.answers,
-        p.comments
+        "score {}, accepted {accepted}, {} answers, {} comments",
+        p.score, p.answers, p.comments
     )
 }
 
@@ -129,10 +164,10 @@ fn describe_author(a: &AuthorTruth) -> String {
 pub fn check_node(
     node: &NodeProc,
     topic: &str,
-    keys: &HashMap<String, String>,
+    posts: &HashMap<String, Option<u64>>,
     truth: &GroundTruth,
 ) -> Result<Vec<Difference>> {
-    let seen = observe(node, topic, keys)?;
+    let seen = observe(node, topic, posts)?;
     let mut out = Vec::new();
     let mut differ = |what: String| {
         out.push(Difference {
@@ -140,28 +175,42 @@ pub fn check_node(
             what,
         })
     };
-    for (key, expected) in &truth.posts {
-        match seen.posts.get(key) {
-            Some(got) if got == expected => {}
+    let mut expected_totals = Totals {
+        questions: truth.questions,
+        answers: truth.answers,
+        comments: truth.comments,
+        accepted: truth.accepted,
+        score: 0,
+    };
+    for (id, t) in &truth.posts {
+        expected_totals.score += t.score;
+        let expected = PostSeen {
+            score: t.score,
+            accepted: t.accepted,
+            answers: t.answers,
+            comments: t.comments,
+        };
+        match seen.posts.get(id) {
+            Some(got) if *got == expected => {}
             Some(got) => differ(format!(
-                "post {key}: shows {}; the source says {}",
+                "post {id}: shows {}; the dump says {}",
                 describe_post(got),
-                describe_post(expected)
+                describe_post(&expected)
             )),
             None => differ(format!(
-                "post {key}: missing; the source says {}",
-                describe_post(expected)
+                "post {id}: missing; the dump says {}",
+                describe_post(&expected)
             )),
         }
     }
-    for key in seen.posts.keys().filter(|k| !truth.posts.contains_key(*k)) {
-        differ(format!("post {key}: shown, but not a post of the source"));
+    for id in seen.posts.keys().filter(|k| !truth.posts.contains_key(*k)) {
+        differ(format!("post {id}: shown, but not an imported post of the dump"));
     }
     for (alias, expected) in &truth.authors {
         let got = seen.authors.get(alias).cloned().unwrap_or_default();
         if &got != expected {
             differ(format!(
-                "author {alias}: shows {}; the source says {}",
+                "author {alias}: shows {}; the dump says {}",
                 describe_author(&got),
                 describe_author(expected)
             ));
@@ -170,20 +219,20 @@ pub fn check_node(
     for (alias, got) in &seen.authors {
         if !truth.authors.contains_key(alias) && *got != AuthorTruth::default() {
             differ(format!(
-                "author {alias}: shows {}, but wrote nothing in the source",
+                "author {alias}: shows {}, but wrote nothing in the dump",
                 describe_author(got)
             ));
         }
     }
-    if seen.totals != truth.totals {
+    if seen.totals != expected_totals {
         differ(format!(
-            "totals: shows {:?}; the source says {:?}",
-            seen.totals, truth.totals
+            "totals: shows {:?}; the dump says {:?}",
+            seen.totals, expected_totals
         ));
     }
     if !seen.unknown.is_empty() {
         differ(format!(
-            "{} contributions not from the source, e.g. {}",
+            "{} contributions no event of the dump wrote, e.g. {}",
             seen.unknown.len(),
             seen.unknown[0]
         ));

@@ -7,23 +7,21 @@
 //! switched off exactly between the events the schedule says. A stopped node's events wait in
 //! its worker until it is started again.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracing::debug;
 
 use super::check::{check_node, Difference};
 use super::cluster::{Cluster, NodeProc};
-use super::events::{GroundTruth, ReplayEvent};
 use super::schedule::{Churn, Schedule};
 use super::write;
 use super::{ReplayError, Result};
+use crate::import::{GroundTruth, ImportEvent};
 
 /// How a replay runs.
 #[derive(Debug, Clone)]
@@ -36,8 +34,6 @@ pub struct ReplayConfig {
     pub offline_fraction: f64,
     /// The longest wait, after the last event, for every node to agree.
     pub agreement_timeout: Duration,
-    /// The source's name: contribution ids derive from it and each record's key.
-    pub source: String,
 }
 
 /// Where a replay stands, for a progress display.
@@ -96,7 +92,7 @@ pub fn node_of(seed: u64, nodes: usize, author: &str) -> usize {
 }
 
 enum Job {
-    Write(Value),
+    Write(Box<ImportEvent>),
     Churn(Churn),
     Finish,
 }
@@ -104,58 +100,95 @@ enum Job {
 /// What a worker hands back.
 struct Worker {
     node: NodeProc,
+    topic: String,
     written: usize,
     errors: Vec<String>,
+    confirmed: Arc<AtomicUsize>,
 }
 
-fn work(mut node: NodeProc, jobs: Receiver<Job>, confirmed: Arc<AtomicUsize>) -> Result<Worker> {
-    let mut held = Vec::new();
-    let mut worker_errors = Vec::new();
-    let mut written = 0;
-    let mut write = |node: &NodeProc, request: &Value, errors: &mut Vec<String>| {
-        if let Err(e) = node.call(request) {
-            errors.push(e.to_string());
+impl Worker {
+    /// Writes a batch through the node's API; every refusal is recorded.
+    fn send(&mut self, batch: &[ImportEvent]) {
+        if batch.is_empty() {
+            return;
         }
-        written += 1;
-        confirmed.fetch_add(1, Ordering::Relaxed);
-    };
-    while let Ok(job) = jobs.recv() {
-        match job {
-            Job::Write(request) if node.is_running() => {
-                write(&node, &request, &mut worker_errors)
+        match self.node.call(&write::request(&self.topic, batch)) {
+            Ok(outcome) => {
+                for refused in outcome["refused"].as_array().into_iter().flatten() {
+                    self.errors.push(format!("{}: {refused}", self.node.name));
+                }
+                let present = outcome["present"].as_u64().unwrap_or(0);
+                if present > 0 {
+                    self.errors.push(format!(
+                        "{}: {present} events were already there",
+                        self.node.name
+                    ));
+                }
             }
-            Job::Write(request) => held.push(request),
-            Job::Churn(Churn::Offline) => node.set_offline(true)?,
-            Job::Churn(Churn::Online) => node.set_offline(false)?,
-            Job::Churn(Churn::Stop) => node.stop()?,
+            Err(e) => self.errors.push(e.to_string()),
+        }
+        self.written += batch.len();
+        self.confirmed.fetch_add(batch.len(), Ordering::Relaxed);
+    }
+}
+
+fn work(mut worker: Worker, jobs: Receiver<Job>) -> Result<Worker> {
+    let mut held: Vec<ImportEvent> = Vec::new();
+    let mut next: Option<Job> = None;
+    loop {
+        let job = match next.take() {
+            Some(job) => job,
+            None => match jobs.recv() {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+        };
+        match job {
+            Job::Write(event) => {
+                let mut batch = vec![*event];
+                while batch.len() < write::MAX_BATCH {
+                    match jobs.try_recv() {
+                        Ok(Job::Write(event)) => batch.push(*event),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if worker.node.is_running() {
+                    worker.send(&batch);
+                } else {
+                    held.extend(batch);
+                }
+            }
+            Job::Churn(Churn::Offline) => worker.node.set_offline(true)?,
+            Job::Churn(Churn::Online) => worker.node.set_offline(false)?,
+            Job::Churn(Churn::Stop) => worker.node.stop()?,
             Job::Churn(Churn::Start) => {
-                node.start()?;
-                debug!(node = %node.name, held = held.len(), "writing what waited");
-                for request in held.drain(..) {
-                    write(&node, &request, &mut worker_errors);
+                worker.node.start()?;
+                debug!(node = %worker.node.name, held = held.len(), "writing what waited");
+                for chunk in std::mem::take(&mut held).chunks(write::MAX_BATCH) {
+                    worker.send(chunk);
                 }
             }
             Job::Finish => break,
         }
     }
-    node.start()?;
-    node.set_offline(false)?;
-    for request in held.drain(..) {
-        write(&node, &request, &mut worker_errors);
+    worker.node.start()?;
+    worker.node.set_offline(false)?;
+    for chunk in held.chunks(write::MAX_BATCH) {
+        worker.send(chunk);
     }
-    Ok(Worker {
-        node,
-        written,
-        errors: worker_errors,
-    })
+    Ok(worker)
 }
 
-/// Replays `events` (in [`super::events::replay_order`]) across `cluster` with churn, waits
+/// Replays `events` (in time order, as [`crate::import::read`] gives them) across `cluster` with churn, waits
 /// for agreement, and checks every node against `truth`. Returns the cluster, every node
 /// running and online, and the report; `progress` is called as events are confirmed.
 pub fn replay(
     cluster: Cluster,
-    events: &[ReplayEvent],
+    events: &[ImportEvent],
     truth: &GroundTruth,
     config: &ReplayConfig,
     mut progress: impl FnMut(&Progress),
@@ -168,11 +201,16 @@ pub fn replay(
     let mut handles = Vec::with_capacity(n);
     for node in nodes {
         let (tx, rx) = sync_channel::<Job>(64);
-        let confirmed = confirmed.clone();
-        let name = node.name.clone();
+        let worker = Worker {
+            topic: topic.clone(),
+            written: 0,
+            errors: Vec::new(),
+            confirmed: confirmed.clone(),
+            node,
+        };
         let handle = thread::Builder::new()
-            .name(format!("replay {name}"))
-            .spawn(move || work(node, rx, confirmed))
+            .name(format!("replay {}", worker.node.name))
+            .spawn(move || work(worker, rx))
             .map_err(super::io("start a replay worker"))?;
         senders.push(tx);
         handles.push(handle);
@@ -182,7 +220,7 @@ pub fn replay(
     let mut steps = schedule.steps.iter().peekable();
     let started = Instant::now();
     let mut last_report = Instant::now();
-    let mut keys = HashMap::new();
+    let posts = write::post_ids(events);
     for (i, event) in events.iter().enumerate() {
         while let Some(step) = steps.next_if(|s| s.at <= i) {
             down[step.node] = matches!(step.churn, Churn::Offline | Churn::Stop);
@@ -197,13 +235,9 @@ pub fn replay(
                 thread::sleep(wait);
             }
         }
-        if let Some(id) = write::contribution_id(&config.source, event) {
-            keys.insert(id, event.key.clone());
-        }
-        let target = node_of(config.seed, n, &event.author);
-        let request = write::request(&topic, &config.source, event);
+        let target = node_of(config.seed, n, &event.alias);
         senders[target]
-            .send(Job::Write(request))
+            .send(Job::Write(Box::new(event.clone())))
             .map_err(|_| gone(target))?;
         if last_report.elapsed() >= Duration::from_millis(100) {
             last_report = Instant::now();
@@ -242,7 +276,7 @@ pub fn replay(
     let agreement_time = cluster.wait_agreement(config.agreement_timeout)?;
     let mut differences = Vec::new();
     for node in &cluster.nodes {
-        differences.extend(check_node(node, &cluster.topic, &keys, truth)?);
+        differences.extend(check_node(node, &cluster.topic, &posts, truth)?);
     }
     let report = ReplayReport {
         events: events.len(),

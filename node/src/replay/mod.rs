@@ -17,7 +17,6 @@
 pub mod check;
 pub mod cluster;
 pub mod driver;
-pub mod events;
 pub mod schedule;
 pub mod source;
 pub mod write;
@@ -25,7 +24,6 @@ pub mod write;
 pub use check::{check_node, Difference};
 pub use cluster::{Cluster, ClusterConfig};
 pub use driver::{replay, Progress, ReplayConfig, ReplayReport};
-pub use events::{Action, GroundTruth, ReplayEvent};
 pub use schedule::{Churn, ChurnStep, Schedule};
 
 use thiserror::Error;

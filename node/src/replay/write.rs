@@ -1,27 +1,30 @@
-//! How a replay event becomes a request to a node's API.
+//! How replay events become requests to a node's API, and how contribution ids map back to
+//! the dump's posts.
+
+use std::collections::HashMap;
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
-use super::events::{Action, ReplayEvent};
+use crate::import::{Action, ImportEvent};
 
-/// The contribution id a source key maps to: the same on every node, so that a record about a
-/// post can be written before the post has arrived.
-pub fn id_for(source: &str, key: &str) -> String {
-    let digest = Sha256::new()
-        .chain_update(source.as_bytes())
-        .chain_update([0u8])
-        .chain_update(key.as_bytes())
-        .finalize();
-    hex::encode(&digest[..8])
+/// The most events sent in one `import` call: a worker sends whatever has queued up for its
+/// node, up to this many, so that a node that falls behind catches up in bigger batches.
+pub const MAX_BATCH: usize = 64;
+
+/// The API request that writes `events` on behalf of their original authors.
+pub fn request(topic: &str, events: &[ImportEvent]) -> Value {
+    json!({"op": "import", "topic": topic, "events": events})
 }
 
-/// The contribution id an event creates, if it creates one.
-pub fn contribution_id(source: &str, event: &ReplayEvent) -> Option<String> {
-    matches!(event.action, Action::Post { .. }).then(|| id_for(source, &event.key))
-}
-
-/// The API request that writes `event` on behalf of its original author.
-pub fn request(topic: &str, source: &str, event: &ReplayEvent) -> Value {
-    json!({"op": "import_record", "topic": topic, "source": source, "record": event})
+/// Maps each contribution id the events create to the dump's post id (`post:123` -> 123), or
+/// to `None` for a comment.
+pub fn post_ids(events: &[ImportEvent]) -> HashMap<String, Option<u64>> {
+    events
+        .iter()
+        .filter(|e| matches!(e.action, Action::Contribute { .. }))
+        .map(|e| {
+            let post = e.key.strip_prefix("post:").and_then(|n| n.parse().ok());
+            (e.id.clone(), post)
+        })
+        .collect()
 }

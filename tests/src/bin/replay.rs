@@ -87,14 +87,8 @@ fn run(options: Options) -> Result<bool> {
             catchment.display()
         );
     }
-    let source = options
-        .dump
-        .canonicalize()
-        .ok()
-        .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "dump".into());
     let read_start = Instant::now();
-    let (events, truth) = replay::source::load(&options.dump)?;
+    let (source, events, truth) = replay::source::load(&options.dump)?;
     println!(
         "{}: {} events, {} posts, {} authors (read in {:.2} s)",
         options.dump.display(),
@@ -119,7 +113,6 @@ fn run(options: Options) -> Result<bool> {
         speed: (options.speed > 0.0).then_some(options.speed),
         offline_fraction: options.offline,
         agreement_timeout: Duration::from_secs(options.agreement_timeout),
-        source,
     };
     let mut last_print = Instant::now();
     let (cluster, report) = replay::replay(cluster, &events, &truth, &config, |p| {
