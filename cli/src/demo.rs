@@ -20,11 +20,17 @@ use crate::render;
 /// The bundled sample: (file name, contents).
 const SAMPLE: [(&str, &str); 6] = [
     ("Posts.xml", include_str!("../demo/history-meta/Posts.xml")),
-    ("Comments.xml", include_str!("../demo/history-meta/Comments.xml")),
+    (
+        "Comments.xml",
+        include_str!("../demo/history-meta/Comments.xml"),
+    ),
     ("Votes.xml", include_str!("../demo/history-meta/Votes.xml")),
     ("Users.xml", include_str!("../demo/history-meta/Users.xml")),
     ("Tags.xml", include_str!("../demo/history-meta/Tags.xml")),
-    ("LICENCE.md", include_str!("../demo/history-meta/LICENCE.md")),
+    (
+        "LICENCE.md",
+        include_str!("../demo/history-meta/LICENCE.md"),
+    ),
 ];
 
 /// The source name the demo's records are imported under.
@@ -156,7 +162,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
     }
     let api = node1.api_address().unwrap_or_default();
     println!("\nNode 1 keeps running:");
-    println!("  API  http://{api}/api/call  (token in {})", node1.home.join("api.token").display());
+    println!(
+        "  API  http://{api}/api/call  (token in {})",
+        node1.home.join("api.token").display()
+    );
     println!("  UI   http://{api}/");
     println!("  try  catchment --home {} feed", node1.home.display());
     println!("Press Ctrl-C to stop; everything above is removed then.");

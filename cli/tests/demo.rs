@@ -50,18 +50,29 @@ fn demo_replays_the_sample_converges_and_cleans_up() {
     };
     let out = out_reader.join().expect("stdout");
     let err = err_reader.join().expect("stderr");
-    assert!(status.success(), "the demo failed ({status}):\n{out}\n{err}");
+    assert!(
+        status.success(),
+        "the demo failed ({status}):\n{out}\n{err}"
+    );
     assert!(
         out.contains("Convergence check: PASS"),
         "no passing check in:\n{out}\n{err}"
     );
-    assert!(out.contains("Leaderboard on node 1"), "no leaderboard:\n{out}");
-    let away = out.lines().any(|l| l.contains("goes offline") || l.contains("is stopped"));
+    assert!(
+        out.contains("Leaderboard on node 1"),
+        "no leaderboard:\n{out}"
+    );
+    let away = out
+        .lines()
+        .any(|l| l.contains("goes offline") || l.contains("is stopped"));
     assert!(away, "no node went away during the demo:\n{out}");
     let left: Vec<_> = std::fs::read_dir(tmp.path())
         .expect("read TMPDIR")
         .filter_map(Result::ok)
         .map(|e| e.file_name())
         .collect();
-    assert!(left.is_empty(), "the demo left {left:?} behind in its TMPDIR");
+    assert!(
+        left.is_empty(),
+        "the demo left {left:?} behind in its TMPDIR"
+    );
 }

@@ -677,7 +677,11 @@ impl Runtime {
         }
         // One session at a time per peer and topic: a slow peer would otherwise get a new
         // one every tick, each adding work to what already makes it slow.
-        if self.requests.values().any(|(p, t)| *p == peer && *t == topic) {
+        if self
+            .requests
+            .values()
+            .any(|(p, t)| *p == peer && *t == topic)
+        {
             debug!(%peer, topic = %topic.short(), "a sync session is still running; no new one");
             return;
         }

@@ -204,7 +204,9 @@ pub fn check_node(
         }
     }
     for id in seen.posts.keys().filter(|k| !truth.posts.contains_key(*k)) {
-        differ(format!("post {id}: shown, but not an imported post of the dump"));
+        differ(format!(
+            "post {id}: shown, but not an imported post of the dump"
+        ));
     }
     for (alias, expected) in &truth.authors {
         let got = seen.authors.get(alias).cloned().unwrap_or_default();

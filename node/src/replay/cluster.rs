@@ -40,7 +40,10 @@ pub struct ClusterConfig {
 /// A free TCP port on 127.0.0.1 (the operating system's choice, released at once).
 pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io("find a free port"))?;
-    let port = listener.local_addr().map_err(io("find a free port"))?.port();
+    let port = listener
+        .local_addr()
+        .map_err(io("find a free port"))?
+        .port();
     Ok(port)
 }
 
@@ -99,7 +102,9 @@ impl NodeProc {
 
     /// The API's address, while it runs.
     pub fn api_address(&self) -> Option<String> {
-        self.api.as_ref().map(|(port, _)| format!("127.0.0.1:{port}"))
+        self.api
+            .as_ref()
+            .map(|(port, _)| format!("127.0.0.1:{port}"))
     }
 
     /// The address peers dial (needs the PeerId, known after the first start).
@@ -144,7 +149,11 @@ impl NodeProc {
             .map_err(|e| ReplayError::Process(format!("{}: {e}", self.name)))?;
         let deadline = Instant::now() + START_STOP_TIMEOUT;
         loop {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
                 self.child = None;
                 return Err(ReplayError::Process(format!(
                     "{}: `catchment up` exited ({status}) while starting; see {}",
@@ -238,7 +247,12 @@ impl NodeProc {
         if status.is_success() {
             Ok(value)
         } else {
-            Err(fail(value["error"].as_str().unwrap_or("unknown error").to_string()))
+            Err(fail(
+                value["error"]
+                    .as_str()
+                    .unwrap_or("unknown error")
+                    .to_string(),
+            ))
         }
     }
 
@@ -285,7 +299,9 @@ impl Cluster {
     /// connected.
     pub fn start(config: &ClusterConfig) -> Result<Cluster> {
         if config.nodes == 0 {
-            return Err(ReplayError::Input("a cluster needs at least one node".into()));
+            return Err(ReplayError::Input(
+                "a cluster needs at least one node".into(),
+            ));
         }
         std::fs::create_dir_all(&config.dir)
             .map_err(io(format!("create {}", config.dir.display())))?;
@@ -411,7 +427,9 @@ impl Cluster {
                     .iter()
                     .zip(&digests)
                     .map(|(n, d)| match d {
-                        Some((d, p)) => format!("{}: {} ({p} pending)", n.name, &d[..d.len().min(12)]),
+                        Some((d, p)) => {
+                            format!("{}: {} ({p} pending)", n.name, &d[..d.len().min(12)])
+                        }
                         None => format!("{}: stopped", n.name),
                     })
                     .collect::<Vec<_>>()

@@ -97,7 +97,9 @@ fn run(options: Options) -> Result<bool> {
         truth.authors.len(),
         read_start.elapsed().as_secs_f64()
     );
-    let temp = tempfile::Builder::new().prefix("catchment-replay.").tempdir()?;
+    let temp = tempfile::Builder::new()
+        .prefix("catchment-replay.")
+        .tempdir()?;
     let dir = options.dir.unwrap_or_else(|| temp.path().to_path_buf());
     let load_before = load_average();
     let cluster = Cluster::start(&ClusterConfig {
