@@ -6,6 +6,7 @@
 //! is flushed, so what is confirmed is on disk.
 
 mod client;
+mod demo;
 mod render;
 
 use std::io::Read;
@@ -38,6 +39,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Three local nodes replay a real community's history with one away for part of it,
+    /// check they agree with the source, and keep node 1 running (no set-up needed).
+    Demo(demo::DemoArgs),
     /// Create the data directory and this device's member key (never overwrites a key).
     Init {
         /// Your display name.
@@ -460,6 +464,7 @@ fn parse_weights(set: &[String]) -> Result<Vec<(String, i64)>> {
 fn request(command: Command) -> Result<Request> {
     Ok(match command {
         Command::Init { .. }
+        | Command::Demo(_)
         | Command::Up(_)
         | Command::Status
         | Command::Peers
@@ -736,6 +741,9 @@ fn network(client: &Client, request: NetRequest, json: bool) -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Command::Demo(args) = cli.command {
+        return demo::run(args);
+    }
     let dir = Home::resolve(cli.home.clone())?;
     if let Command::Init { name } = &cli.command {
         let (home, created) = Home::init(&dir, name.as_deref())?;

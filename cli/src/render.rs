@@ -118,7 +118,49 @@ pub fn response(request: &Request, value: Value) -> Result<String> {
             value["status"].as_str().unwrap_or("not admitted yet"),
             text(&value, "id")
         ),
+        Request::Import { .. } => {
+            let outcome: catchment_node::import::ImportOutcome = parse(value)?;
+            format!(
+                "Imported {} record(s); {} already there; {} refused\n",
+                outcome.written,
+                outcome.present,
+                outcome.refused.len()
+            )
+        }
+        Request::AliasLink { alias, member, .. } => match member {
+            Some(_) => format!(
+                "Linked {:?} to member {}: its records now count for that member\n",
+                alias.trim(),
+                text(&value, "member")
+            ),
+            None => format!(
+                "Unlinked {:?}: its records count for the alias again\n",
+                alias.trim()
+            ),
+        },
+        Request::AliasList { .. } => aliases(&parse::<Vec<_>>(value)?),
     })
+}
+
+/// Imported authors' aliases, with their links and contributions.
+fn aliases(list: &[catchment_node::import::AliasView]) -> String {
+    if list.is_empty() {
+        return "No imported authors in this topic\n".to_string();
+    }
+    let mut out = String::new();
+    for a in list {
+        let counts: Vec<String> = a
+            .counts
+            .iter()
+            .map(|(kind, n)| format!("{n} {kind}{}", if *n == 1 { "" } else { "s" }))
+            .collect();
+        let link = match &a.member {
+            Some(who) => format!("linked to {who}"),
+            None => "imported, not linked".to_string(),
+        };
+        let _ = writeln!(out, "{:<24} {link:<32} {}", a.alias, counts.join(", "));
+    }
+    out
 }
 
 /// A new invite: what it allows, the string on a line of its own, and its QR code.

@@ -158,6 +158,12 @@ pub fn link_alias<T: Transactable>(
     tx.put(&aliases, alias, member.to_hex())
 }
 
+/// Unlinks an imported author's alias: its records count for the alias again.
+pub fn unlink_alias<T: Transactable>(tx: &mut T, alias: &str) -> Result<(), AutomergeError> {
+    let aliases = ensure_map(tx, &root(), "aliases")?;
+    tx.delete(&aliases, alias)
+}
+
 /// A moderation record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hidden {

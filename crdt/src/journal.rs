@@ -18,6 +18,8 @@ use crate::schema::{
 
 const CONTRIBUTIONS: &str = "c";
 const ENDORSEMENTS: &str = "e";
+const VOTES: &str = "ae";
+const ADMIN_AT: &str = "admin_at";
 const KUDOS: &str = "k";
 const PROFILE: &str = "profile";
 const ADMISSION: &str = "admission";
@@ -149,6 +151,100 @@ pub fn has_endorsement(doc: &impl ReadDoc, contribution: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Records an imported vote: entry `id` endorses `contribution` with `value` in the name of
+/// the voter's `alias`, marked with the charter heads at which the writer is an admin.
+pub fn put_vote<T: Transactable>(
+    tx: &mut T,
+    id: &str,
+    contribution: &str,
+    value: i8,
+    alias: &str,
+    admin_at: &[ChangeHash],
+) -> Result<(), AutomergeError> {
+    let section = ensure_map(tx, &root(), VOTES)?;
+    let entry = tx.put_object(&section, id, automerge::ObjType::Map)?;
+    tx.put(&entry, "contribution", contribution)?;
+    tx.put(&entry, "value", value as i64)?;
+    tx.put(&entry, "alias", alias)?;
+    mark_admin(tx, &entry, admin_at)
+}
+
+/// Whether this journal holds imported vote `id`.
+pub fn has_vote(doc: &impl ReadDoc, id: &str) -> bool {
+    map_at(doc, &root(), VOTES)
+        .and_then(|s| map_at(doc, &s, id))
+        .is_some()
+}
+
+/// Adds an imported contribution: as [`put_contribution`] (the draft carries the alias), and
+/// marked with the charter heads at which the writer is an admin. Only admins import.
+pub fn put_imported<T: Transactable>(
+    tx: &mut T,
+    id: &str,
+    kind: Kind,
+    draft: &Draft,
+    created: i64,
+    admin_at: &[ChangeHash],
+) -> Result<(), AutomergeError> {
+    put_contribution(tx, id, kind, draft, created)?;
+    let entry = contribution_entry(tx, id)?;
+    mark_admin(tx, &entry, admin_at)
+}
+
+/// Marks an entry with the charter heads at which its writer is an admin: validation refuses
+/// a change that writes an alias without such a mark (see [`alias_claim`]).
+fn mark_admin<T: Transactable>(
+    tx: &mut T,
+    entry: &ObjId,
+    charter_heads: &[ChangeHash],
+) -> Result<(), AutomergeError> {
+    let heads: Vec<u8> = charter_heads.iter().flat_map(|h| h.0).collect();
+    tx.put(entry, ADMIN_AT, heads)
+}
+
+/// What a change says about aliased records: whether it writes an `alias` field anywhere, and
+/// the charter heads its admin marks name (`None` if it has none, or a malformed one; every
+/// mark of one change must name the same heads).
+pub fn alias_claim(change: &automerge::Change) -> (bool, Option<Vec<ChangeHash>>) {
+    // Cheap test first: a change that never spells "alias" writes no alias.
+    if !change.raw_bytes().windows(5).any(|w| w == b"alias") {
+        return (false, None);
+    }
+    let mut writes_alias = false;
+    let mut unmarked = false;
+    let mut heads: Option<Vec<ChangeHash>> = None;
+    for op in change.decode().operations {
+        let automerge::legacy::Key::Map(key) = &op.key else {
+            continue;
+        };
+        if key.as_str() == "alias" {
+            writes_alias = true;
+        }
+        if key.as_str() == ADMIN_AT {
+            let named = match op.primitive_value() {
+                Some(automerge::ScalarValue::Bytes(b)) if b.len() % 32 == 0 && !b.is_empty() => b
+                    .chunks_exact(32)
+                    .map(|c| ChangeHash(c.try_into().expect("chunks of 32")))
+                    .collect::<Vec<_>>(),
+                // A malformed mark makes the whole change unmarked.
+                _ => {
+                    unmarked = true;
+                    continue;
+                }
+            };
+            match &heads {
+                None => heads = Some(named),
+                Some(first) if *first == named => {}
+                Some(_) => unmarked = true,
+            }
+        }
+    }
+    if unmarked {
+        return (writes_alias, None);
+    }
+    (writes_alias, heads)
+}
+
 /// Gives kudos.
 pub fn put_kudos<T: Transactable>(
     tx: &mut T,
@@ -270,6 +366,28 @@ pub fn read_endorsement(
         endorser,
         value: value as i8,
         journal: n,
+        alias: None,
+    })
+}
+
+/// Reads imported vote `id` in journal `n` of `endorser` (the admin who imported it).
+pub fn read_vote(doc: &impl ReadDoc, endorser: MemberId, n: u32, id: &str) -> Option<Endorsement> {
+    let section = map_at(doc, &root(), VOTES)?;
+    let entry = map_at(doc, &section, id)?;
+    let value = i64_at(doc, &entry, "value")?;
+    if !(-1..=1).contains(&value) {
+        return None;
+    }
+    let contribution = str_at(doc, &entry, "contribution")?;
+    if !crate::ids::is_entry_id(&contribution) {
+        return None;
+    }
+    Some(Endorsement {
+        contribution,
+        endorser,
+        value: value as i8,
+        journal: n,
+        alias: Some(str_at(doc, &entry, "alias")?),
     })
 }
 
@@ -319,7 +437,7 @@ pub fn read_admission(doc: &impl ReadDoc) -> Option<(AdmissionClaim, i64)> {
 
 /// How many entries (contributions, endorsements, kudos) the journal holds.
 pub fn entry_count(doc: &impl ReadDoc) -> usize {
-    [CONTRIBUTIONS, ENDORSEMENTS, KUDOS]
+    [CONTRIBUTIONS, ENDORSEMENTS, KUDOS, VOTES]
         .iter()
         .filter_map(|s| map_at(doc, &root(), s))
         .map(|s| doc.length(&s))
@@ -336,6 +454,7 @@ pub fn all_entries(doc: &impl ReadDoc) -> Touched {
         (CONTRIBUTIONS, &mut touched.contributions),
         (ENDORSEMENTS, &mut touched.endorsements),
         (KUDOS, &mut touched.kudos),
+        (VOTES, &mut touched.votes),
     ] {
         if let Some(s) = map_at(doc, &root(), section) {
             set.extend(doc.keys(&s));
@@ -353,6 +472,8 @@ pub struct Touched {
     pub endorsements: BTreeSet<String>,
     /// Kudos ids.
     pub kudos: BTreeSet<String>,
+    /// Imported vote ids.
+    pub votes: BTreeSet<String>,
     /// The profile or admission changed.
     pub profile: bool,
 }
@@ -363,6 +484,7 @@ impl Touched {
         self.contributions.is_empty()
             && self.endorsements.is_empty()
             && self.kudos.is_empty()
+            && self.votes.is_empty()
             && !self.profile
     }
 }
@@ -407,7 +529,10 @@ pub fn touched_by(patches: &[automerge::Patch]) -> Touched {
             (KUDOS, Some(e)) => {
                 touched.kudos.insert(e);
             }
-            (CONTRIBUTIONS | ENDORSEMENTS | KUDOS, None) => {}
+            (VOTES, Some(e)) => {
+                touched.votes.insert(e);
+            }
+            (CONTRIBUTIONS | ENDORSEMENTS | KUDOS | VOTES, None) => {}
             _ => touched.profile = true,
         }
     }

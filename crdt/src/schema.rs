@@ -12,6 +12,10 @@
 //! | `profile` | `name`, `about` |
 //! | `c` | contribution id -> map of `kind title body tags parent ask created edited retracted accepted alias` |
 //! | `e` | contribution id -> endorsement value (-1, 0 or +1) |
+//! | `ae` | (imports) entry id -> map of `contribution value alias admin_at`: an imported vote |
+//!
+//! An imported contribution also holds `admin_at`: the charter heads at which its writer was
+//! an admin, which validation checks (only admins import).
 //! | `k` | kudos id -> map of `to note contribution created` |
 //!
 //! The charter's root map holds `v`, `name`, `creator`, `created`, and the maps `roles`
@@ -240,6 +244,9 @@ pub struct Endorsement {
     pub value: i8,
     /// The endorser's journal that holds it.
     pub journal: u32,
+    /// For an imported vote: the voter's alias (the endorser is then the importing admin).
+    #[serde(default)]
+    pub alias: Option<String>,
 }
 
 /// Thanks from one member to another.

@@ -12,7 +12,9 @@
 //!    change's dependencies* (the genesis change is the topic's id and makes its author admin);
 //! 5. the author is a member: journal 0 opens with an admission claim that verifies against
 //!    the charter at the heads the claim names; later changes need that admission accepted;
-//! 6. a removed member's journals are pinned at the heads the removing admin saw.
+//! 6. a removed member's journals are pinned at the heads the removing admin saw;
+//! 7. a journal change that writes an imported author's alias names charter heads
+//!    (`admin_at`) at which its author is an admin: only admins import.
 //!
 //! Every check reads only the documents, never a clock, so every node reaches the same verdict
 //! for the same change and documents. A change whose dependencies, charter heads or author's
@@ -78,6 +80,10 @@ pub enum Rejection {
     /// The genesis change is not a proper genesis.
     #[error("genesis change refused: {0}")]
     BadGenesis(&'static str),
+    /// A change writing imported (aliased) records by someone who was not an admin at the
+    /// charter heads it names, or that names none.
+    #[error("member {0:?} is not an admin and may not write imported records")]
+    NotAnImporter(MemberId),
     /// A removed member's change beyond the heads its removal pinned.
     #[error("member {0:?} was removed; this change comes after the removal")]
     BeyondRemoval(MemberId),
@@ -433,6 +439,9 @@ fn check_with(
                     return Err(Rejection::BeyondRemoval(author));
                 }
             }
+            if let Err(wait) = check_importer(ctx, &change, &author)? {
+                return Ok(Err(wait));
+            }
         }
     }
     Ok(Ok(Accepted {
@@ -440,6 +449,29 @@ fn check_with(
         author,
         admission,
     }))
+}
+
+/// A change that writes an alias must name charter heads at which its author is an admin.
+fn check_importer(
+    ctx: &Context<'_>,
+    change: &Change,
+    author: &MemberId,
+) -> Result<Result<(), Wait>, Rejection> {
+    let (writes_alias, heads) = journal::alias_claim(change);
+    if !writes_alias {
+        return Ok(Ok(()));
+    }
+    let Some(heads) = heads else {
+        return Err(Rejection::NotAnImporter(*author));
+    };
+    let missing = missing_in(ctx.charter, &heads);
+    if !missing.is_empty() {
+        return Ok(Err(Wait::Charter(missing)));
+    }
+    if !admin_at(ctx.charter, ctx.charter_view, &heads, author)? {
+        return Err(Rejection::NotAnImporter(*author));
+    }
+    Ok(Ok(()))
 }
 
 fn read_alone(change: &Change) -> Result<Automerge, Rejection> {

@@ -41,6 +41,18 @@ pub fn credited_to(charter: &CharterView, contribution: &Contribution) -> Recipi
     }
 }
 
+/// Who gave an endorsement: the member, or for an imported vote the voter's alias (or the
+/// member an admin linked it to).
+pub fn endorsed_by(charter: &CharterView, endorsement: &Endorsement) -> Recipient {
+    match &endorsement.alias {
+        Some(alias) => match charter.aliases.get(alias) {
+            Some(member) => Recipient::Member(*member),
+            None => Recipient::Alias(alias.clone()),
+        },
+        None => Recipient::Member(endorsement.endorser),
+    }
+}
+
 /// One recipient's recognition.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recognition {
@@ -113,11 +125,11 @@ impl Tally {
     }
 
     /// A visible endorser's endorsement.
-    pub fn endorsement(&mut self, e: &Endorsement) {
+    pub fn endorsement(&mut self, charter: &CharterView, e: &Endorsement) {
         let Some(seen) = self.seen.get(&e.contribution) else {
             return;
         };
-        if seen.recipient == Recipient::Member(e.endorser) {
+        if seen.recipient == endorsed_by(charter, e) {
             return;
         }
         self.by

@@ -36,6 +36,7 @@ fn endorsement(by: &Keypair, id: u64, value: i8) -> Endorsement {
         endorser: by.member_id(),
         value,
         journal: 0,
+        alias: None,
     }
 }
 
@@ -62,12 +63,12 @@ fn recognition_ignores_self_praise_and_credits_accepted_answers() {
     tally.contribution(&charter, &contribution(&a, 4, Kind::Answer, Some(2)));
     tally.contribution(&charter, &contribution(&c, 5, Kind::Answer, Some(1)));
 
-    tally.endorsement(&endorsement(&a, 1, 1)); // self: nothing
-    tally.endorsement(&endorsement(&b, 1, 1));
-    tally.endorsement(&endorsement(&c, 1, 1));
-    tally.endorsement(&endorsement(&c, 3, -1));
-    tally.endorsement(&endorsement(&b, 3, 1)); // self: nothing
-    tally.endorsement(&endorsement(&a, 99, 1)); // unknown contribution: nothing
+    tally.endorsement(&charter, &endorsement(&a, 1, 1)); // self: nothing
+    tally.endorsement(&charter, &endorsement(&b, 1, 1));
+    tally.endorsement(&charter, &endorsement(&c, 1, 1));
+    tally.endorsement(&charter, &endorsement(&c, 3, -1));
+    tally.endorsement(&charter, &endorsement(&b, 3, 1)); // self: nothing
+    tally.endorsement(&charter, &endorsement(&a, 99, 1)); // unknown contribution: nothing
     tally.kudos(&kudos(&a, &a, 10)); // self: nothing
     tally.kudos(&kudos(&c, &a, 11));
     tally.kudos(&kudos(&a, &b, 12));

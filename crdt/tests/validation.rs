@@ -98,7 +98,8 @@ fn creator_and_invitee_write_valid_changes() {
             contribution: entry(1),
             endorser: invitee.member_id(),
             value: 1,
-            journal: 0
+            journal: 0,
+            alias: None,
         }]
     );
     assert_eq!(

@@ -223,6 +223,37 @@ fn write_entries(
         }
     }
 
+    for id in &touched.votes {
+        let locator = layout::key(layout::VOTE, topic, &[id.as_bytes()]);
+        let old: Option<Endorsement> = read(backend, batch, &locator)?;
+        // Two admins imported the same vote: the smaller member id keeps it, on every node.
+        if old.as_ref().is_some_and(|o| o.endorser < member) {
+            continue;
+        }
+        if let Some(old) = &old {
+            batch.delete(layout::key(
+                layout::ENDORSEMENT,
+                topic,
+                &[old.contribution.as_bytes(), id.as_bytes()],
+            ));
+        }
+        match journal::read_vote(doc, member, n, id) {
+            Some(v) => {
+                batch.put(
+                    layout::key(
+                        layout::ENDORSEMENT,
+                        topic,
+                        &[v.contribution.as_bytes(), id.as_bytes()],
+                    ),
+                    encode(&v),
+                );
+                batch.put(locator, encode(&v));
+            }
+            None if old.is_some() => batch.delete(locator),
+            None => {}
+        }
+    }
+
     for id in &touched.kudos {
         let key = layout::key(layout::KUDOS, topic, &[id.as_bytes()]);
         match journal::read_kudos(doc, member, id) {

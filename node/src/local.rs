@@ -31,7 +31,11 @@ fn bad(message: impl Into<String>) -> EngineError {
 }
 
 /// Checks the fields of a draft or an edit.
-fn check_text(title: Option<&str>, body: Option<&str>, tags: Option<&[String]>) -> Result<()> {
+pub(crate) fn check_text(
+    title: Option<&str>,
+    body: Option<&str>,
+    tags: Option<&[String]>,
+) -> Result<()> {
     if let Some(title) = title {
         if title.len() > MAX_TITLE {
             return Err(bad(format!(
@@ -200,7 +204,7 @@ impl Engine {
     }
 
     /// The journal new entries go to, starting the next one when the current one is full.
-    fn current_journal(&mut self, topic: &TopicId) -> Result<DocId> {
+    pub(crate) fn current_journal(&mut self, topic: &TopicId) -> Result<DocId> {
         let me = self.me;
         let n = match self.state(topic)?.my_journal {
             Some(n) => Some(n),

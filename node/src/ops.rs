@@ -241,6 +241,27 @@ pub enum Request {
         /// Invite id or a unique prefix.
         invite: String,
     },
+    /// Write imported records (admins): events from a dump reader or a replay.
+    Import {
+        /// Topic.
+        topic: Option<String>,
+        /// The events, written in order.
+        events: Vec<crate::import::ImportEvent>,
+    },
+    /// Link an imported author's alias to a member (admins), or unlink it.
+    AliasLink {
+        /// Topic.
+        topic: Option<String>,
+        /// The alias (`user12`).
+        alias: String,
+        /// The member; `None` unlinks.
+        member: Option<String>,
+    },
+    /// Imported authors' aliases, with their links and contributions.
+    AliasList {
+        /// Topic.
+        topic: Option<String>,
+    },
     /// Join a topic with an invite string.
     Join {
         /// The invite string (`catchment1...`).
@@ -264,6 +285,7 @@ impl Request {
                 | Request::MemberList { .. }
                 | Request::MemberPending { .. }
                 | Request::InviteList { .. }
+                | Request::AliasList { .. }
         ) && !matches!(self, Request::Weights { set, .. } if set.is_empty())
     }
 }
@@ -614,6 +636,26 @@ pub fn execute(engine: &mut Engine, home: &Home, request: Request) -> Result<Val
             let topic = topic(engine, &t)?;
             let (invite, kept) = engine.revoke_invite(&topic, &invite)?;
             json!({ "id": invite.to_hex(), "short": invite.short(), "kept": kept.len() })
+        }
+        Request::Import { topic: t, events } => {
+            let topic = topic(engine, &t)?;
+            to_value(&engine.import(&topic, &events)?)
+        }
+        Request::AliasLink {
+            topic: t,
+            alias,
+            member,
+        } => {
+            let topic = topic(engine, &t)?;
+            let member = member
+                .map(|m| engine.resolve_member(&topic, &m))
+                .transpose()?;
+            engine.link_alias(&topic, &alias, member.as_ref())?;
+            json!({ "alias": alias.trim(), "member": member.map(|m| m.to_hex()) })
+        }
+        Request::AliasList { topic: t } => {
+            let topic = topic(engine, &t)?;
+            to_value(&engine.aliases(&topic)?)
         }
         Request::Join { invite } => {
             let config = home

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 use catchment_crdt::membership::Status;
 use catchment_crdt::schema::{Contribution, Endorsement, Kind, Kudos, Profile, Weights};
-use catchment_crdt::views::{credited_to, rank_answers, Recipient, Recognition, Tally};
+use catchment_crdt::views::{
+    credited_to, endorsed_by, rank_answers, Recipient, Recognition, Tally,
+};
 use catchment_crdt::{MemberId, TopicId};
 use serde::{Deserialize, Serialize};
 
@@ -396,7 +398,8 @@ impl Engine {
         for item in scan(self.backend(), &prefix) {
             let (k, v) = item?;
             let e: Endorsement = decode(&k, &v)?;
-            if e.contribution != c.id || Recipient::Member(e.endorser) == recipient {
+            let charter = &self.topics[topic].charter_view;
+            if e.contribution != c.id || endorsed_by(charter, &e) == recipient {
                 continue;
             }
             if self.topics[topic].is_visible(&e.endorser) {
@@ -611,7 +614,7 @@ impl Engine {
             let (k, v) = item?;
             let e: Endorsement = decode(&k, &v)?;
             if state.is_visible(&e.endorser) {
-                tally.endorsement(&e);
+                tally.endorsement(charter, &e);
             }
         }
         for item in scan(backend, &layout::prefix(layout::KUDOS, topic)) {

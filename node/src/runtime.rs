@@ -675,6 +675,16 @@ impl Runtime {
         if self.offline || !self.peers.get(&peer).is_some_and(|p| p.connected) {
             return;
         }
+        // One session at a time per peer and topic: a slow peer would otherwise get a new
+        // one every tick, each adding work to what already makes it slow.
+        if self
+            .requests
+            .values()
+            .any(|(p, t)| *p == peer && *t == topic)
+        {
+            debug!(%peer, topic = %topic.short(), "a sync session is still running; no new one");
+            return;
+        }
         if let Some(sync) = self
             .peers
             .get_mut(&peer)

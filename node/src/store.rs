@@ -221,8 +221,11 @@ pub mod layout {
     pub const FEED: u8 = b'F';
     /// Index: `P` + topic + parent id + child id: replies.
     pub const CHILD: u8 = b'P';
-    /// Index: `E` + topic + contribution id + endorser: the endorsement.
+    /// Index: `E` + topic + contribution id + endorser: the endorsement; for an imported
+    /// vote, `E` + topic + contribution id + vote id.
     pub const ENDORSEMENT: u8 = b'E';
+    /// Index: `W` + topic + vote id: an imported vote, so that a rewrite finds its old key.
+    pub const VOTE: u8 = b'W';
     /// Index: `K` + topic + kudos id: the kudos.
     pub const KUDOS: u8 = b'K';
     /// Index: `A` + topic + member: the accepted admission.
@@ -233,11 +236,12 @@ pub mod layout {
     pub const CHARTER: u8 = b'V';
 
     /// The tags of the derived index, which a rebuild drops and writes anew.
-    pub const INDEX_TAGS: [u8; 8] = [
+    pub const INDEX_TAGS: [u8; 9] = [
         CONTRIBUTION,
         FEED,
         CHILD,
         ENDORSEMENT,
+        VOTE,
         KUDOS,
         ADMISSION,
         PROFILE,

@@ -218,7 +218,7 @@ impl Topic {
             tally.contribution(&self.view, c);
         }
         for e in endorsements.iter().filter(|e| visible(&e.endorser)) {
-            tally.endorsement(e);
+            tally.endorsement(&self.view, e);
         }
         for k in kudos.iter().filter(|k| visible(&k.from)) {
             tally.kudos(k);
