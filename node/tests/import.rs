@@ -9,6 +9,7 @@ use catchment_crdt::schema::{Kind, Profile, Role};
 use catchment_crdt::views::Recipient;
 use catchment_crdt::TopicId;
 use catchment_node::import::{self, record_id, GroundTruth, Options, Plan};
+use catchment_node::store::{layout, scan};
 use catchment_node::{Engine, EngineError, Home, SledBackend};
 use tempfile::TempDir;
 
@@ -349,6 +350,19 @@ fn a_small_dump_maps_rows_to_records_and_reports_what_it_skipped() {
     assert_eq!(truth.posts[&1].accepted, Some(3));
     let diffs = differences(&mut admin.engine, &topic, "small", &truth);
     assert!(diffs.is_empty(), "{diffs:#?}");
+
+    // The index of imported records is a function of the documents, like any other.
+    let index = |engine: &Engine| -> Vec<(Vec<u8>, Vec<u8>)> {
+        layout::INDEX_TAGS
+            .iter()
+            .flat_map(|tag| scan(engine.backend(), &layout::prefix(*tag, &topic)))
+            .map(Result::unwrap)
+            .collect()
+    };
+    let before = index(&admin.engine);
+    assert!(before.iter().any(|(k, _)| k[0] == layout::VOTE));
+    catchment_node::index::rebuild(&mut admin.engine, &topic).unwrap();
+    assert_eq!(index(&admin.engine), before);
 }
 
 #[test]
