@@ -195,8 +195,7 @@ fn line_at(path: &Path, offset: u64) -> u64 {
         reader.consume(take);
         left -= take as u64;
     }
-    'skip: loop {
-        let Ok(buf) = reader.fill_buf() else { break };
+    'skip: while let Ok(buf) = reader.fill_buf() {
         if buf.is_empty() {
             break;
         }

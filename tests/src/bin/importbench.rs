@@ -18,7 +18,7 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use catchment_crdt::schema::Profile;
 use catchment_node::import::{self, ImportOutcome, Options};
-use catchment_node::{Backend, Engine, Home, SledBackend};
+use catchment_node::{Engine, Home, SledBackend};
 use serde_json::{json, Value};
 
 fn default_dir() -> PathBuf {
