@@ -18,6 +18,7 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use catchment_crdt::schema::Profile;
 use catchment_node::import::{self, ImportOutcome, Options};
+use catchment_node::store::scan;
 use catchment_node::{Engine, Home, SledBackend};
 use serde_json::{json, Value};
 
@@ -85,6 +86,14 @@ fn one(dir: &Path) -> Result<Value> {
     let counts = engine.counts(&topic)?;
     let contributions = counts["contributions"] as u64;
     let sled_bytes = engine.backend().size_on_disk()?;
+    // What the store holds, by key tag (keys and values, before sled's own overhead).
+    let mut by_tag: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for item in scan(engine.backend(), &[]) {
+        let (k, v) = item?;
+        let tag = (k.first().copied().unwrap_or(b'?') as char).to_string();
+        *by_tag.entry(tag).or_default() += (k.len() + v.len()) as u64;
+    }
+    let logical: u64 = by_tag.values().sum();
     let hwm_kb = proc_status("VmHWM")?;
     drop(engine);
     let files_bytes = dir_bytes(&home.store_dir())?;
@@ -105,6 +114,9 @@ fn one(dir: &Path) -> Result<Value> {
         "peak_rss_mb": hwm_kb as f64 / 1024.0,
         "store_files_mb": files_bytes as f64 / 1e6,
         "store_sled_mb": sled_bytes as f64 / 1e6,
+        "store_logical_mb": logical as f64 / 1e6,
+        "store_logical_by_tag_kb": by_tag.iter().map(|(t, b)| (t.clone(), b / 1000)).collect::<std::collections::BTreeMap<_, _>>(),
+        "logical_kb_per_1000_contributions": logical as f64 / 1e3 / contributions as f64 * 1000.0,
         "store_kb_per_1000_contributions": files_bytes as f64 / 1e3 / contributions as f64 * 1000.0,
     }))
 }
@@ -201,8 +213,13 @@ fn run() -> Result<()> {
         figure("store_sled_mb")
     );
     println!(
-        "  store per 1,000 contributions:           {:>9.0} KB",
-        figure("store_kb_per_1000_contributions")
+        "  store per 1,000 contributions:           {:>9.0} KB on disk, {:.0} KB of keys and values",
+        figure("store_kb_per_1000_contributions"),
+        figure("logical_kb_per_1000_contributions")
+    );
+    println!(
+        "  keys and values by tag, KB (run 1):      {}",
+        first["store_logical_by_tag_kb"]
     );
     Ok(())
 }
