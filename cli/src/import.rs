@@ -15,8 +15,9 @@ use crate::client::Client;
 
 /// The most events sent in one request (each request is one group commit).
 const BATCH_EVENTS: usize = 1_000;
-/// The most bytes of text in one request (a running node's API takes 2 MiB bodies).
-const BATCH_TEXT: usize = 1024 * 1024;
+/// The most bytes of text in one request: a running node's API takes 2 MiB bodies, and JSON
+/// escaping can double text.
+const BATCH_TEXT: usize = 512 * 1024;
 
 /// What `catchment import stackexchange` was asked to do.
 pub struct ImportArgs<'a> {
