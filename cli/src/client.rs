@@ -88,6 +88,21 @@ impl Client {
         Ok(value)
     }
 
+    /// A session for many requests in a row: through the running node if there is one, else
+    /// on the store opened once (each write still committed before its answer).
+    pub fn session(&self) -> Result<Session<'_>> {
+        if self.home.endpoint().is_some() {
+            // A probe that changes nothing tells whether the node still runs.
+            match self.post("/api/call", &Request::Whoami) {
+                Some(Remote::Answered(_)) => return Ok(Session::Remote(self)),
+                Some(Remote::Gone) | None => self.home.clear_endpoint(),
+            }
+        }
+        let backend = SledBackend::open(&self.home.store_dir())?;
+        let engine = Engine::open(Box::new(backend), self.home.keypair()?);
+        Ok(Session::Local(Box::new(engine), &self.home))
+    }
+
     /// A request only a running node can answer.
     pub fn network(&self, request: NetRequest) -> Result<Value> {
         match self.post("/api/network", &request) {
@@ -95,6 +110,36 @@ impl Client {
             Some(Remote::Gone) | None => {
                 self.home.clear_endpoint();
                 bail!("no node is running for this data directory: start one with `catchment up`")
+            }
+        }
+    }
+}
+
+/// Requests carried out one after another (see [`Client::session`]).
+pub enum Session<'a> {
+    /// Through the running node's API.
+    Remote(&'a Client),
+    /// On the store, opened once.
+    Local(Box<Engine>, &'a Home),
+}
+
+impl Session<'_> {
+    /// Carries out a request; a write is on disk when this returns.
+    pub fn call(&mut self, request: Request) -> Result<Value> {
+        match self {
+            Session::Remote(client) => match client.post("/api/call", &request) {
+                Some(Remote::Answered(result)) => result,
+                Some(Remote::Gone) | None => {
+                    bail!("the running node stopped: run the command again")
+                }
+            },
+            Session::Local(engine, home) => {
+                let writes = request.writes();
+                let value = ops::execute(engine, home, request)?;
+                if writes {
+                    engine.commit()?;
+                }
+                Ok(value)
             }
         }
     }

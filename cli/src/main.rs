@@ -7,6 +7,7 @@
 
 mod client;
 mod demo;
+mod import;
 mod render;
 
 use std::io::Read;
@@ -198,6 +199,59 @@ enum Command {
     Join {
         /// The invite string (catchment1...; "-" reads standard input).
         invite: String,
+    },
+    /// Import an existing community (admins): `import stackexchange DIR --topic T`.
+    Import {
+        #[command(subcommand)]
+        source: ImportSource,
+    },
+    /// Imported authors' aliases: list them, link one to a member (admins), unlink it.
+    Alias {
+        #[command(subcommand)]
+        action: AliasAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ImportSource {
+    /// A Stack Exchange data dump folder (Posts.xml, Comments.xml, Votes.xml, ...).
+    Stackexchange {
+        /// The dump folder.
+        dir: PathBuf,
+        /// The source's name, which makes re-imports add nothing twice (default: the folder's
+        /// name).
+        #[arg(long)]
+        source: Option<String>,
+        /// Questions with any of these tags become ideas (comma-separated).
+        #[arg(long, value_delimiter = ',', value_name = "TAG,...")]
+        as_idea: Vec<String>,
+        #[command(flatten)]
+        topic: TopicArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AliasAction {
+    /// Imported authors, their contributions, and the members they are linked to.
+    List {
+        #[command(flatten)]
+        topic: TopicArg,
+    },
+    /// Link an imported author's alias to a member (admins): its record follows the member.
+    Link {
+        /// The alias, e.g. user12.
+        alias: String,
+        /// Member: a key prefix or a display name.
+        member: String,
+        #[command(flatten)]
+        topic: TopicArg,
+    },
+    /// Unlink an alias (admins): its records count for the alias again.
+    Unlink {
+        /// The alias.
+        alias: String,
+        #[command(flatten)]
+        topic: TopicArg,
     },
 }
 
@@ -671,6 +725,29 @@ fn request(command: Command) -> Result<Request> {
         Command::Join { invite } => Request::Join {
             invite: read_body(invite)?,
         },
+        Command::Import { .. } => bail!("an import runs as a session of requests"),
+        Command::Alias {
+            action: AliasAction::List { topic },
+        } => Request::AliasList { topic: topic.topic },
+        Command::Alias {
+            action:
+                AliasAction::Link {
+                    alias,
+                    member,
+                    topic,
+                },
+        } => Request::AliasLink {
+            topic: topic.topic,
+            alias,
+            member: Some(member),
+        },
+        Command::Alias {
+            action: AliasAction::Unlink { alias, topic },
+        } => Request::AliasLink {
+            topic: topic.topic,
+            alias,
+            member: None,
+        },
     })
 }
 
@@ -768,6 +845,26 @@ fn run(cli: Cli) -> Result<()> {
         command => command,
     };
     let client = Client::new(home);
+    if let Command::Import {
+        source:
+            ImportSource::Stackexchange {
+                dir,
+                source,
+                as_idea,
+                topic,
+            },
+    } = command
+    {
+        let args = import::ImportArgs {
+            dir: &dir,
+            topic: topic.topic,
+            source,
+            as_idea,
+            json: cli.json,
+        };
+        emit(&import::stackexchange(&client, args)?);
+        return Ok(());
+    }
     let request = request(command)?;
     let value = client.call(request.clone())?;
     if cli.json {

@@ -417,7 +417,9 @@ pub fn leaderboard(board: &Leaderboard) -> String {
 pub fn profile(p: &ProfileView) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", p.who);
-    let _ = writeln!(out, "member {}", p.who.id);
+    if !p.who.alias {
+        let _ = writeln!(out, "member {}", p.who.id);
+    }
     if !p.about.is_empty() {
         let _ = writeln!(out, "{}", clean(&p.about, false));
     }

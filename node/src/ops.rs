@@ -390,8 +390,14 @@ pub fn execute(engine: &mut Engine, home: &Home, request: Request) -> Result<Val
         }
         Request::Profile { topic: t, member } => {
             let topic = topic(engine, &t)?;
-            let member = engine.resolve_member(&topic, member.as_deref().unwrap_or("me"))?;
-            to_value(&engine.profile(&topic, &member)?)
+            let typed = member.as_deref().unwrap_or("me");
+            match engine.resolve_member(&topic, typed) {
+                Ok(member) => to_value(&engine.profile(&topic, &member)?),
+                Err(e) => match engine.known_alias(&topic, typed)? {
+                    Some(alias) => to_value(&engine.alias_profile(&topic, &alias)?),
+                    None => return Err(e),
+                },
+            }
         }
         Request::TopicCreate { name } => {
             let config = home
@@ -548,15 +554,24 @@ pub fn execute(engine: &mut Engine, home: &Home, request: Request) -> Result<Val
             limit,
         } => {
             let topic = topic(engine, &t)?;
-            let author = author
-                .map(|a| engine.resolve_member(&topic, &a))
-                .transpose()?;
             let ask = ask.map(|a| engine.resolve_ask(&topic, &a)).transpose()?;
+            // An author is a member, or else an imported author's alias.
+            let (author, alias) = match author {
+                None => (None, None),
+                Some(typed) => match engine.resolve_member(&topic, &typed) {
+                    Ok(member) => (Some(member), None),
+                    Err(e) => match engine.known_alias(&topic, &typed)? {
+                        Some(alias) => (None, Some(alias)),
+                        None => return Err(e),
+                    },
+                },
+            };
             let filter = FeedFilter {
                 kind,
                 tag,
                 ask,
                 author,
+                alias,
                 limit,
             };
             to_value(&engine.feed(&topic, &filter)?)

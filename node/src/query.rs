@@ -52,7 +52,7 @@ impl std::fmt::Display for Who {
 impl Who {
     fn fmt_clean(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match (self.alias, self.name.is_empty()) {
-            (true, _) => write!(f, "{}", self.name),
+            (true, _) => write!(f, "{}, imported", self.name),
             (false, true) => write!(f, "({})", self.short),
             (false, false) => write!(f, "{} ({})", self.name, self.short),
         }
@@ -119,8 +119,10 @@ pub struct FeedFilter {
     pub tag: Option<String>,
     /// Only for this ask.
     pub ask: Option<String>,
-    /// Only by this member.
+    /// Only by this member (its own records and those of the aliases linked to it).
     pub author: Option<MemberId>,
+    /// Only by this imported author's alias.
+    pub alias: Option<String>,
     /// At most this many (default 20).
     pub limit: usize,
 }
@@ -488,6 +490,7 @@ impl Engine {
             .tag
             .as_ref()
             .map(|t| t.trim_start_matches('#').to_lowercase());
+        self.state(topic)?;
         let mut out = Vec::new();
         let mut start = prefix.clone();
         loop {
@@ -506,8 +509,15 @@ impl Engine {
                 let Some(c) = self.record(topic, &id)? else {
                     continue;
                 };
+                let credited = credited_to(&self.topics[topic].charter_view, &c);
                 if filter.kind.is_some_and(|k| k != c.kind)
-                    || filter.author.is_some_and(|a| a != c.author)
+                    || filter
+                        .author
+                        .is_some_and(|a| credited != Recipient::Member(a))
+                    || filter
+                        .alias
+                        .as_ref()
+                        .is_some_and(|a| c.alias.as_ref() != Some(a))
                     || filter
                         .ask
                         .as_ref()

@@ -8,12 +8,13 @@
 use std::collections::BTreeMap;
 
 use catchment_crdt::schema::{Contribution, Kind, MAX_NAME};
+use catchment_crdt::views::Recipient;
 use catchment_crdt::{charter, DocId, MemberId, TopicId};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
 use crate::error::{EngineError, Result};
-use crate::query::Who;
+use crate::query::{FeedFilter, ProfileView, Who};
 use crate::store::{decode, layout, scan};
 
 /// An alias as listed.
@@ -69,6 +70,61 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// The alias exactly as typed, if an imported author of this topic has it (or an admin
+    /// linked it).
+    pub fn known_alias(&mut self, topic: &TopicId, typed: &str) -> Result<Option<String>> {
+        let typed = typed.trim();
+        if self.state(topic)?.charter_view.aliases.contains_key(typed) {
+            return Ok(Some(typed.to_string()));
+        }
+        Ok(self
+            .aliases(topic)?
+            .into_iter()
+            .find(|a| a.alias == typed)
+            .map(|a| a.alias))
+    }
+
+    /// An imported author's profile: its recognition while no member claims it, and its
+    /// recent contributions. A linked alias shows the member it follows.
+    pub fn alias_profile(&mut self, topic: &TopicId, alias: &str) -> Result<ProfileView> {
+        let linked = self.state(topic)?.charter_view.aliases.get(alias).copied();
+        if let Some(member) = linked {
+            let mut view = self.profile(topic, &member)?;
+            view.status = format!("{}; imported as {alias}", view.status);
+            return Ok(view);
+        }
+        let me = Recipient::Alias(alias.to_string());
+        let (rank, recognition) = self
+            .recognition(topic)?
+            .into_iter()
+            .enumerate()
+            .find(|(_, (r, _))| *r == me)
+            .map(|(i, (_, rec))| (i + 1, rec))
+            .unwrap_or_default();
+        let recent = self.feed(
+            topic,
+            &FeedFilter {
+                alias: Some(alias.to_string()),
+                limit: 10,
+                ..FeedFilter::default()
+            },
+        )?;
+        Ok(ProfileView {
+            who: Who {
+                id: alias.to_string(),
+                short: String::new(),
+                name: alias.to_string(),
+                alias: true,
+            },
+            about: String::new(),
+            status: "imported author, not linked to a member".into(),
+            rank,
+            recognition,
+            kudos: Vec::new(),
+            recent,
+        })
     }
 
     /// Every alias that wrote a visible contribution, and every linked one, by name.

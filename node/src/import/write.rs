@@ -37,6 +37,9 @@ pub struct ImportOutcome {
     pub refused: Vec<(String, String)>,
     /// Signed changes made.
     pub changes: u64,
+    /// Events written, by what they wrote: `question`, `idea`, `answer`, `comment`, `vote`,
+    /// `accept`.
+    pub written_by: BTreeMap<String, u64>,
 }
 
 impl ImportOutcome {
@@ -46,6 +49,9 @@ impl ImportOutcome {
         self.present += other.present;
         self.refused.extend(other.refused);
         self.changes += other.changes;
+        for (what, n) in other.written_by {
+            *self.written_by.entry(what).or_default() += n;
+        }
     }
 }
 
@@ -104,6 +110,15 @@ fn check_event(event: &ImportEvent) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// What an event writes, as counted in [`ImportOutcome::written_by`].
+fn label(event: &ImportEvent) -> &'static str {
+    match &event.action {
+        Action::Contribute { kind, .. } => kind.as_str(),
+        Action::Endorse { .. } => "vote",
+        Action::Accept { .. } => "accept",
+    }
 }
 
 fn text_len(event: &ImportEvent) -> usize {
@@ -180,6 +195,9 @@ impl Engine {
             tracing::debug!(topic = %topic.short(), entries = take, "import batch written");
             out.changes += 1;
             out.written += take as u64;
+            for event in chunk {
+                *out.written_by.entry(label(event).into()).or_default() += 1;
+            }
             rest = tail;
         }
 
@@ -221,6 +239,7 @@ impl Engine {
             })?;
             out.changes += 1;
             out.written += pairs.len() as u64;
+            *out.written_by.entry("accept".into()).or_default() += pairs.len() as u64;
         }
         Ok(out)
     }

@@ -172,13 +172,19 @@ impl Iterator for Rows {
 }
 
 /// The 1-based line of byte `offset` in the file at `path` (0 if it cannot be read again).
+/// The XML reader reports an error at the end of what it read last; whitespace after that
+/// is passed over, so the line is that of the markup that is broken.
 fn line_at(path: &Path, offset: u64) -> u64 {
     let Ok(file) = File::open(path) else {
         return 0;
     };
     let mut newlines = 0u64;
-    let mut left = offset;
     let mut reader = BufReader::new(file);
+    // The XML reader counts positions after a byte order mark.
+    let bom = reader
+        .fill_buf()
+        .is_ok_and(|b| b.starts_with(&[0xef, 0xbb, 0xbf]));
+    let mut left = offset + if bom { 3 } else { 0 };
     while left > 0 {
         let Ok(buf) = reader.fill_buf() else { break };
         if buf.is_empty() {
@@ -188,6 +194,20 @@ fn line_at(path: &Path, offset: u64) -> u64 {
         newlines += buf[..take].iter().filter(|b| **b == b'\n').count() as u64;
         reader.consume(take);
         left -= take as u64;
+    }
+    'skip: while let Ok(buf) = reader.fill_buf() {
+        if buf.is_empty() {
+            break;
+        }
+        let mut used = 0;
+        for b in buf {
+            if !b.is_ascii_whitespace() {
+                break 'skip;
+            }
+            newlines += u64::from(*b == b'\n');
+            used += 1;
+        }
+        reader.consume(used);
     }
     newlines + 1
 }
