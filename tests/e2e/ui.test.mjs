@@ -116,6 +116,7 @@ async function main() {
     console.log("0 passed, 1 failed");
     process.exit(1);
   }
+  rmSync(shots, { recursive: true, force: true });
   mkdirSync(shots, { recursive: true });
   const dir = mkdtempSync(join(tmpdir(), "catchment-e2e-"));
   const browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox"] });
@@ -131,6 +132,12 @@ async function main() {
     for (const page of [pageA, pageB]) {
       page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
       page.on("dialog", (d) => {
+        // Only the confirmations of destructive buttons are expected.
+        if (d.type() === "confirm" && page.expectConfirm) {
+          page.expectConfirm = false;
+          d.accept();
+          return;
+        }
         errors.push(`dialog opened: ${d.message()}`);
         d.dismiss();
       });
@@ -331,8 +338,52 @@ async function main() {
       await shot(pageB, "network");
     });
 
+    await step("B edits its own idea, a failed edit keeps what was typed, then B retracts it", async () => {
+      await pageB.goto(`${b.base}${topicUrl}`);
+      await pageB.click("#feed-list a.title:has-text('Written while offline')");
+      await pageB.click("summary:has-text('Edit')");
+      await pageB.fill("input[id^='edit-title-']", "Written while offline, then edited");
+      await pageB.fill("input[id^='edit-tags-']", "ok, wow!!");
+      await pageB.click("details.edit button:has-text('Save')");
+      const error = await pageB.locator("#edit-tag-error").textContent({ timeout: SHORT });
+      if (!error.includes("wow!!")) fail(`error reads ${error}`);
+      if ((await pageB.inputValue("input[id^='edit-tags-']")) !== "ok, wow!!") fail("the typed tags were lost");
+      if ((await pageB.inputValue("input[id^='edit-title-']")) !== "Written while offline, then edited") fail("the typed title was lost");
+      await shot(pageB, "edit-error");
+      await pageB.fill("input[id^='edit-tags-']", "ok");
+      await pageB.click("details.edit button:has-text('Save')");
+      await pageB.getByRole("heading", { name: "Written while offline, then edited" }).waitFor({ timeout: SHORT });
+      await pageA.goto(`${a.base}${topicUrl}`);
+      await pageA.locator("#feed-list >> text=Written while offline, then edited").waitFor({ timeout: SYNC });
+      pageB.expectConfirm = true;
+      await pageB.click("button:has-text('Retract')");
+      await pageB.waitForURL(new RegExp(`${topicUrl}$`), { timeout: SHORT });
+      if ((await pageB.locator("#feed-list >> text=then edited").count()) !== 0) fail("a retracted idea is still in the feed");
+      await pageA.locator("#feed-list >> text=then edited").waitFor({ state: "detached", timeout: SYNC });
+    });
+
+    await step("an admin changes a weight and revokes the invite", async () => {
+      await pageA.goto(`${a.base}${topicUrl}/leaderboard`);
+      const before = await scoreOf(pageA);
+      await pageA.goto(`${a.base}${topicUrl}/admin`);
+      await pageA.fill("#weights-kudos", "5000");
+      await pageA.click("button:has-text('Save weights')");
+      const error = await pageA.locator("#weights-kudos-error").textContent({ timeout: SHORT });
+      if (!/0 to 1000/.test(error)) fail(`error reads ${error}`);
+      if ((await pageA.inputValue("#weights-kudos")) !== "5000") fail("the typed weight was lost");
+      await pageA.fill("#weights-kudos", "8");
+      await pageA.click("button:has-text('Save weights')");
+      await pageA.goto(`${a.base}${topicUrl}/leaderboard`);
+      await pageA.locator("table.weights tr", { hasText: "per kudos received" }).locator("text=8").waitFor({ timeout: SHORT });
+      const after = await scoreOf(pageA);
+      if (after !== before + 3) fail(`Bo's score went from ${before} to ${after} when kudos went from 5 to 8 points`);
+      await pageA.goto(`${a.base}${topicUrl}/admin`);
+      await pageA.click("button[aria-label^='Revoke invite']");
+      await pageA.locator("table.invites >> text=revoked").waitFor({ timeout: SHORT });
+    });
+
     await step("the other main pages render, at 1280 px and at phone width", async () => {
-      for (const [name, path] of [["topics", "/"], ["asks", `${topicUrl}/asks`], ["admin", `${topicUrl}/admin`]]) {
+      for (const [name, path] of [["feed-later", topicUrl], ["topics", "/"], ["asks", `${topicUrl}/asks`], ["admin", `${topicUrl}/admin`]]) {
         const response = await pageA.goto(`${a.base}${path}`);
         if (response.status() !== 200) fail(`${path} answered ${response.status()}`);
         await shot(pageA, name);

@@ -294,14 +294,16 @@ pub(crate) fn who(base: &str, who: &Who) -> Markup {
 pub(crate) fn when(ms: i64) -> Markup {
     let now = system_now();
     let diff = (now - ms) / 1000;
+    // Rounded to the nearest unit: an invite made for 7 days reads "in 7 days", not 6.
+    let round = |unit: i64| (diff.abs() + unit / 2) / unit;
     let (n, unit, ago) = if diff.abs() < 60 {
         (0, "", true)
     } else if diff.abs() < 3600 {
-        (diff.abs() / 60, "min", diff > 0)
+        (round(60), "min", diff > 0)
     } else if diff.abs() < 48 * 3600 {
-        (diff.abs() / 3600, "h", diff > 0)
+        (round(3600), "h", diff > 0)
     } else {
-        (diff.abs() / 86400, "days", diff > 0)
+        (round(86400), "days", diff > 0)
     };
     let text = match (n, ago) {
         (0, _) => "just now".to_string(),

@@ -299,3 +299,38 @@ pub(crate) fn back_to(fields: &Fields, fallback: String) -> String {
         _ => fallback,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms_go_back_only_to_this_server() {
+        let fallback = || "/t/abc".to_string();
+        let with = |back: &str| Fields::from([("back".to_string(), back.to_string())]);
+        assert_eq!(back_to(&with("/t/abc/c/12"), fallback()), "/t/abc/c/12");
+        for outside in [
+            "//evil.example/x",
+            "https://evil.example",
+            "/\\evil.example",
+            "javascript:alert(1)",
+            "",
+        ] {
+            assert_eq!(back_to(&with(outside), fallback()), "/t/abc", "{outside}");
+        }
+        assert_eq!(back_to(&Fields::new(), fallback()), "/t/abc");
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let request = HttpRequest::builder()
+            .header(header::COOKIE, "a=1; catchment_session_80=s3cret; b=2")
+            .body(axum::body::Body::empty())
+            .expect("a request");
+        assert_eq!(
+            session_cookie(&request, "catchment_session_80"),
+            Some("s3cret")
+        );
+        assert_eq!(session_cookie(&request, "catchment_session_81"), None);
+    }
+}

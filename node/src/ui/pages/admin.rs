@@ -268,118 +268,117 @@ pub(crate) async fn act(
     let t = Some(topic.clone());
     let member = || fields.get("member").cloned().unwrap_or_default();
     let now = system_now();
-    let (form, request): (&'static str, Result<Request, (&'static str, String)>) = match action
-        .as_str()
-    {
-        "invite" => (
-            "invite",
-            (|| {
-                let days = number(&fields, "days", "Days").map_err(|(_, m)| ("days", m))?;
-                let uses = number(&fields, "uses", "Uses").map_err(|(_, m)| ("uses", m))?;
-                if days.is_some_and(|d| d <= 0) {
-                    return Err((
-                        "days",
-                        "an invite must last at least one day; leave it blank to never expire"
-                            .into(),
-                    ));
-                }
-                let uses = match uses {
-                    Some(u) if !(1..=1_000_000).contains(&u) => {
+    let (form, request): (&'static str, Result<Request, (&'static str, String)>) =
+        match action.as_str() {
+            "invite" => (
+                "invite",
+                (|| {
+                    let days = number(&fields, "days", "Days").map_err(|(_, m)| ("days", m))?;
+                    let uses = number(&fields, "uses", "Uses").map_err(|(_, m)| ("uses", m))?;
+                    if days.is_some_and(|d| d <= 0) {
                         return Err((
-                            "uses",
-                            "uses must be at least 1; leave it blank for no limit".into(),
-                        ))
+                            "days",
+                            "an invite must last at least one day; leave it blank to never expire"
+                                .into(),
+                        ));
                     }
-                    u => u.map(|u| u as u32),
-                };
-                let role = if fields.get("role").map(String::as_str) == Some("admin") {
-                    Role::Admin
-                } else {
-                    Role::Member
-                };
-                Ok(Request::InviteCreate {
+                    let uses = match uses {
+                        Some(u) if !(1..=1_000_000).contains(&u) => {
+                            return Err((
+                                "uses",
+                                "uses must be at least 1; leave it blank for no limit".into(),
+                            ))
+                        }
+                        u => u.map(|u| u as u32),
+                    };
+                    let role = if fields.get("role").map(String::as_str) == Some("admin") {
+                        Role::Admin
+                    } else {
+                        Role::Member
+                    };
+                    Ok(Request::InviteCreate {
+                        topic: t.clone(),
+                        role,
+                        expires: days.map(|d| now + d.saturating_mul(24 * HOUR)),
+                        uses,
+                        addresses: Vec::new(),
+                    })
+                })(),
+            ),
+            "revoke" => (
+                "revoke",
+                Ok(Request::InviteRevoke {
                     topic: t.clone(),
-                    role,
-                    expires: days.map(|d| now + d.saturating_mul(24 * HOUR)),
-                    uses,
-                    addresses: Vec::new(),
-                })
-            })(),
-        ),
-        "revoke" => (
-            "revoke",
-            Ok(Request::InviteRevoke {
-                topic: t.clone(),
-                invite: fields.get("invite").cloned().unwrap_or_default(),
-            }),
-        ),
-        "role" => (
-            "role",
-            Ok(Request::MemberRole {
-                topic: t.clone(),
-                member: member(),
-                role: if fields.get("role").map(String::as_str) == Some("admin") {
-                    Role::Admin
-                } else {
-                    Role::Member
-                },
-            }),
-        ),
-        "remove" => (
-            "remove",
-            Ok(Request::MemberRemove {
-                topic: t.clone(),
-                member: member(),
-            }),
-        ),
-        "admit" => (
-            "admit",
-            Ok(Request::MemberAdmit {
-                topic: t.clone(),
-                member: member(),
-            }),
-        ),
-        "refuse" => (
-            "admit",
-            Ok(Request::MemberRefuse {
-                topic: t.clone(),
-                member: member(),
-            }),
-        ),
-        "ask" => (
-            "ask",
-            (|| {
-                let hours = number(&fields, "hours", "Hours")
-                    .map_err(|(_, m)| ("hours", m))?
-                    .unwrap_or(0);
-                if hours <= 0 {
-                    return Err(("hours", "an ask must stay open at least one hour".into()));
-                }
-                Ok(Request::AskCreate {
+                    invite: fields.get("invite").cloned().unwrap_or_default(),
+                }),
+            ),
+            "role" => (
+                "role",
+                Ok(Request::MemberRole {
                     topic: t.clone(),
-                    title: fields.get("title").cloned().unwrap_or_default(),
-                    body: fields.get("body").cloned().unwrap_or_default(),
-                    deadline: now + hours.saturating_mul(HOUR),
-                })
-            })(),
-        ),
-        "weights" => (
-            "weights",
-            (|| {
-                let mut set = Vec::new();
-                for name in Weights::NAMES.iter().copied() {
-                    if let Some(v) = number(&fields, name, name).map_err(|(_, m)| (name, m))? {
-                        set.push((name.to_string(), v));
+                    member: member(),
+                    role: if fields.get("role").map(String::as_str) == Some("admin") {
+                        Role::Admin
+                    } else {
+                        Role::Member
+                    },
+                }),
+            ),
+            "remove" => (
+                "remove",
+                Ok(Request::MemberRemove {
+                    topic: t.clone(),
+                    member: member(),
+                }),
+            ),
+            "admit" => (
+                "admit",
+                Ok(Request::MemberAdmit {
+                    topic: t.clone(),
+                    member: member(),
+                }),
+            ),
+            "refuse" => (
+                "admit",
+                Ok(Request::MemberRefuse {
+                    topic: t.clone(),
+                    member: member(),
+                }),
+            ),
+            "ask" => (
+                "ask",
+                (|| {
+                    let hours = number(&fields, "hours", "Hours")
+                        .map_err(|(_, m)| ("hours", m))?
+                        .unwrap_or(0);
+                    if hours <= 0 {
+                        return Err(("hours", "an ask must stay open at least one hour".into()));
                     }
-                }
-                Ok(Request::Weights {
-                    topic: t.clone(),
-                    set,
-                })
-            })(),
-        ),
-        _ => return error_page(&state, UiError::NotFound).await,
-    };
+                    Ok(Request::AskCreate {
+                        topic: t.clone(),
+                        title: fields.get("title").cloned().unwrap_or_default(),
+                        body: fields.get("body").cloned().unwrap_or_default(),
+                        deadline: now + hours.saturating_mul(HOUR),
+                    })
+                })(),
+            ),
+            "weights" => (
+                "weights",
+                (|| {
+                    let mut set = Vec::new();
+                    for name in Weights::NAMES.iter().copied() {
+                        if let Some(v) = number(&fields, name, name).map_err(|(_, m)| (name, m))? {
+                            set.push((name.to_string(), v));
+                        }
+                    }
+                    Ok(Request::Weights {
+                        topic: t.clone(),
+                        set,
+                    })
+                })(),
+            ),
+            _ => return error_page(&state, UiError::NotFound).await,
+        };
     let request = match request {
         Ok(request) => request,
         Err((field, message)) => {
@@ -396,7 +395,15 @@ pub(crate) async fn act(
                 "invite" => &["uses", "expir"],
                 _ => &[],
             };
-            let mut failed = Failed::new(form, fields, candidates, e.to_string());
+            let message = e.to_string();
+            let weight = Weights::NAMES
+                .iter()
+                .copied()
+                .find(|name| message.contains(&format!("weight {name} ")));
+            let mut failed = Failed::new(form, fields, candidates, message);
+            if let (Some(name), "weights") = (weight, form) {
+                failed.field = name;
+            }
             if failed.field == "expir" {
                 failed.field = "days";
             }

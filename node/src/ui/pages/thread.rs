@@ -163,8 +163,7 @@ fn entry(v: &View, thread: &Thread, depth: usize) -> Markup {
                 @if accepted { " " span.accepted { "accepted answer" } }
                 @if item.retracted { " " span.retracted { "retracted" } }
                 @if let Some(reason) = &item.hidden { " " span.retracted { "hidden: " (reason) } }
-                @if depth == 0 && !item.title.is_empty() { h2 { (item.title) } }
-                @else if !item.title.is_empty() { " " strong { (item.title) } }
+                @if depth > 0 && !item.title.is_empty() { " " strong { (item.title) } }
             }
             div.body { (layout::body(&item.body)) }
             footer.meta {
