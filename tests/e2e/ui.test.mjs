@@ -338,6 +338,42 @@ async function main() {
       await shot(pageB, "network");
     });
 
+    await step("A opens an ask; B is told it closes soon and responds before the deadline", async () => {
+      await pageA.goto(`${a.base}${topicUrl}/admin`);
+      await pageA.fill("#ask-title", "Ideas to cut build time");
+      await pageA.fill("#ask-body", "Anything that makes CI faster.");
+      await pageA.fill("#ask-hours", "2");
+      await pageA.click("button:has-text('Open the ask')");
+      await pageA.locator("#asks >> text=Ideas to cut build time").waitFor({ timeout: SHORT });
+      await pageB.goto(`${b.base}${topicUrl}`);
+      await eventually(pageB, `${b.base}/notifications`, async () => (await pageB.locator(".notices >> text=“Ideas to cut build time” closes in 2 h").count()) === 1, "B told the ask closes soon");
+      await pageB.goto(`${b.base}${topicUrl}/asks`);
+      await pageB.click("summary:has-text('Respond with an idea')");
+      await pageB.fill("input[id$='-title']", "Split the test suite by crate");
+      await pageB.click("button:has-text('Respond')");
+      await pageB.locator("#feed-list >> text=Split the test suite by crate").waitFor({ timeout: SHORT });
+      await shot(pageB, "asks-response");
+    });
+
+    await step("A filters the feed by ask and searches it by words", async () => {
+      await pageA.goto(`${a.base}${topicUrl}`);
+      await pageA.locator("#feed-list >> text=Split the test suite by crate").waitFor({ timeout: SYNC });
+      await pageA.selectOption("#f-ask", { label: "Ideas to cut build time" });
+      await pageA.click("form.filters button[type=submit]");
+      await pageA.waitForURL(/[?&]ask=[0-9a-f]/, { timeout: SHORT });
+      const byAsk = await pageA.locator("#feed-list a.title").allTextContents();
+      if (byAsk.join("|") !== "Split the test suite by crate") fail(`ask filter shows ${byAsk.join(", ")}`);
+      await pageA.goto(`${a.base}${topicUrl}`);
+      await pageA.fill("#f-q", "PARALLEL tests");
+      await pageA.click("form.filters button[type=submit]");
+      const found = await pageA.locator("#feed-list a.title").allTextContents();
+      if (found.join("|") !== "Run the tests in parallel") fail(`search shows ${found.join(", ")}`);
+      await pageA.goto(`${a.base}${topicUrl}?kind=question`);
+      const questions = await pageA.locator("#feed-list .kind").allTextContents();
+      if (!questions.length || questions.some((k) => k !== "question")) fail(`kind filter shows ${questions.join(", ")}`);
+      await shot(pageA, "feed-filtered");
+    });
+
     await step("B edits its own idea, a failed edit keeps what was typed, then B retracts it", async () => {
       await pageB.goto(`${b.base}${topicUrl}`);
       await pageB.click("#feed-list a.title:has-text('Written while offline')");

@@ -288,7 +288,7 @@ impl Watcher {
         for ask in asks {
             let left = ask.deadline - now;
             if left > 0 && left <= CLOSING_SOON && self.asks_told.insert(ask.id.clone()) {
-                let hours = left / 3_600_000;
+                let hours = (left + 1_800_000) / 3_600_000;
                 let when = if hours == 0 {
                     "within the hour".to_string()
                 } else {
