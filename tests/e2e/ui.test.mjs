@@ -308,6 +308,8 @@ async function main() {
       await pageA.locator(".replies .body", { hasText: "Run the tests in parallel" }).waitFor({ timeout: SHORT });
       const threadPath = new URL(pageA.url()).pathname;
       await eventually(pageB, `${b.base}${threadPath}`, async () => (await pageB.locator("button:has-text('Accept this answer')").count()) === 1, "A's answer on B's node");
+      await eventually(pageB, `${b.base}/notifications`, async () => (await pageB.locator(".notices >> text=New answer to your question “How do we cut CI time?”").count()) === 1, "B told of the answer to its question");
+      await pageB.goto(`${b.base}${threadPath}`);
       await pageB.click("button:has-text('Accept this answer')");
       await pageB.locator(".accepted-answer .body", { hasText: "Run the tests in parallel" }).waitFor({ timeout: SHORT });
       await shot(pageB, "thread");

@@ -38,7 +38,10 @@ pub(crate) async fn page_handler(state: &UiState) -> Response {
                     button type="submit" #go-online { "Go online" }
                 }
             } @else {
-                p #net-state { strong { "Online." } " " (status["connected"].as_u64().unwrap_or(0)) " peers connected." }
+                p #net-state {
+                    strong { "Online." } " "
+                    @match status["connected"].as_u64().unwrap_or(0) { 1 => { "1 peer connected." }, n => { (n) " peers connected." } }
+                }
                 form method="post" action="/network/offline" {
                     input type="hidden" name="on" value="true";
                     button type="submit" #go-offline { "Go offline" }

@@ -6,7 +6,6 @@ use axum::extract::{Form, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
-use serde_json::Value;
 
 use super::given;
 use crate::ops::Request;
@@ -122,7 +121,6 @@ pub(crate) async fn join(
     match state.call(Request::Join { invite }).await {
         Ok(value) => {
             let id = value["id"].as_str().unwrap_or("");
-            let _: &Value = &value;
             Redirect::to(&format!("/t/{id}")).into_response()
         }
         Err(e) => {
