@@ -103,6 +103,23 @@ impl Client {
         Ok(Session::Local(Box::new(engine), &self.home))
     }
 
+    /// A one-time URL that opens the running node's web UI logged in (valid for a minute).
+    pub fn login_url(&self) -> Result<String> {
+        match self.post("/api/login-code", &serde_json::json!({})) {
+            Some(Remote::Answered(result)) => {
+                let value = result?;
+                value["url"]
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| anyhow!("the node's API answered without a login URL"))
+            }
+            Some(Remote::Gone) | None => {
+                self.home.clear_endpoint();
+                bail!("no node is running for this data directory: start one with `catchment up`")
+            }
+        }
+    }
+
     /// A request only a running node can answer.
     pub fn network(&self, request: NetRequest) -> Result<Value> {
         match self.post("/api/network", &request) {

@@ -176,6 +176,12 @@ enum Command {
     },
     /// Run the node in the foreground: network, sync and the local API (Ctrl-C stops it).
     Up(UpArgs),
+    /// Open the running node's web UI in the default browser, logged in (prints the URL too).
+    Open {
+        /// Print the one-time URL without starting a browser.
+        #[arg(long)]
+        no_browser: bool,
+    },
     /// Per topic: the peers, when each was last in sync, and whether our heads equal theirs.
     Status,
     /// Connected and remembered peers, and this node's addresses.
@@ -520,6 +526,7 @@ fn request(command: Command) -> Result<Request> {
         Command::Init { .. }
         | Command::Demo(_)
         | Command::Up(_)
+        | Command::Open { .. }
         | Command::Status
         | Command::Peers
         | Command::Offline { .. } => {
@@ -800,6 +807,18 @@ fn up(home: Home, args: UpArgs) -> Result<()> {
     Ok(())
 }
 
+/// Opens the web UI logged in: a one-time URL (a minute, single use) in the default browser.
+fn open_ui(client: &Client, no_browser: bool) -> Result<()> {
+    let url = client.login_url()?;
+    emit(&format!("{url}\n"));
+    if !no_browser {
+        if let Err(e) = webbrowser::open(&url) {
+            eprintln!("could not start a browser ({e}): open the URL above within a minute");
+        }
+    }
+    Ok(())
+}
+
 /// Prints to standard output; a reader that went away (`| head`) is not an error.
 fn emit(text: &str) {
     use std::io::Write;
@@ -836,6 +855,7 @@ fn run(cli: Cli) -> Result<()> {
     let home = Home::open(&dir)?;
     let command = match cli.command {
         Command::Up(args) => return up(home, args),
+        Command::Open { no_browser } => return open_ui(&Client::new(home), no_browser),
         Command::Status => return network(&Client::new(home), NetRequest::Status, cli.json),
         Command::Peers => return network(&Client::new(home), NetRequest::Peers, cli.json),
         Command::Offline { switch } => {

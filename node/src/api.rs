@@ -56,7 +56,11 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
 }
 
 /// Host, Origin and token checks, before anything else runs.
-async fn guard(State(state): State<Arc<ApiState>>, request: HttpRequest, next: Next) -> Response {
+pub(crate) async fn guard(
+    State(state): State<Arc<ApiState>>,
+    request: HttpRequest,
+    next: Next,
+) -> Response {
     let headers = request.headers();
     let allowed_hosts = [
         format!("127.0.0.1:{}", state.port),

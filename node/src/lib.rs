@@ -20,6 +20,7 @@ pub mod runtime;
 pub mod store;
 pub mod sync;
 pub mod topic_key;
+pub mod ui;
 
 pub use engine::{Engine, Ingested};
 pub use error::{EngineError, Result};

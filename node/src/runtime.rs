@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::api::{self, ApiState};
+use crate::api::ApiState;
 use crate::engine::{system_now, Engine, Ingested};
 use crate::home::{Endpoint, Home};
 use crate::net::{Behaviour, BehaviourEvent, SyncBytes};
@@ -282,7 +282,7 @@ pub async fn run(
         port,
     });
     let api = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, api::router(state)).await {
+        if let Err(e) = axum::serve(listener, crate::ui::app(state)).await {
             warn!(error = %e, "the local API stopped");
         }
     });
