@@ -220,6 +220,12 @@ struct UpArgs {
     /// Seconds between anti-entropy rounds with each peer.
     #[arg(long, default_value_t = 30)]
     sync_interval: u64,
+    /// Run as an always-on seed: relay for others, with a small server's limits.
+    #[arg(long)]
+    seed: bool,
+    /// Offer the relay service to peers behind NAT (always on with --seed).
+    #[arg(long)]
+    relay: bool,
 }
 
 #[derive(Debug, Args)]
@@ -687,15 +693,24 @@ fn parse_addresses(list: &[String]) -> Result<Vec<catchment_node::runtime::Multi
 
 /// Runs the node until Ctrl-C or SIGTERM.
 fn up(home: Home, args: UpArgs) -> Result<()> {
+    let settings = home.config()?.network;
     let mut config = NodeConfig {
-        mdns: !args.no_mdns,
+        mdns: !args.no_mdns && settings.mdns,
         api_port: args.api_port,
+        seed: args.seed || settings.seed,
+        relay: args.relay || settings.relay,
         ..NodeConfig::default()
     };
     if !args.listen.is_empty() {
         config.listen = parse_addresses(&args.listen)?;
+    } else if !settings.listen.is_empty() {
+        config.listen = parse_addresses(&settings.listen)
+            .map_err(|e| anyhow!("config.toml [network] listen: {e}"))?;
     }
     config.dial = parse_addresses(&args.dial)?;
+    config.dial.extend(
+        parse_addresses(&settings.dial).map_err(|e| anyhow!("config.toml [network] dial: {e}"))?,
+    );
     if args.sync_interval == 0 {
         bail!("--sync-interval must be at least 1 second");
     }
