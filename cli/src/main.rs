@@ -226,6 +226,10 @@ struct UpArgs {
     /// Offer the relay service to peers behind NAT (always on with --seed).
     #[arg(long)]
     relay: bool,
+    /// An address where others reach this node that it cannot see itself, e.g. a server's
+    /// public /ip4/203.0.113.7/tcp/4001 behind a port forward (repeatable).
+    #[arg(long = "external", value_name = "MULTIADDR")]
+    external: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -397,7 +401,7 @@ fn main() -> ExitCode {
     // The store's own log lines would double our one-line errors; CATCHMENT_LOG overrides.
     // A running node says what a person running it wants to see (listening, peers, sync).
     let default = if matches!(cli.command, Command::Up(_)) {
-        "warn,catchment_node=info,sled=off"
+        "warn,catchment_node=info,sled=off,libp2p_kad=error"
     } else {
         "warn,sled=off"
     };
@@ -708,6 +712,11 @@ fn up(home: Home, args: UpArgs) -> Result<()> {
             .map_err(|e| anyhow!("config.toml [network] listen: {e}"))?;
     }
     config.dial = parse_addresses(&args.dial)?;
+    config.external = parse_addresses(&args.external)?;
+    config.external.extend(
+        parse_addresses(&settings.external)
+            .map_err(|e| anyhow!("config.toml [network] external: {e}"))?,
+    );
     config.dial.extend(
         parse_addresses(&settings.dial).map_err(|e| anyhow!("config.toml [network] dial: {e}"))?,
     );

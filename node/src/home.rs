@@ -81,6 +81,8 @@ pub struct NetworkSettings {
     pub listen: Vec<String>,
     /// Addresses to dial at start, besides any `--dial`.
     pub dial: Vec<String>,
+    /// Addresses where others reach this node, besides any `--external`.
+    pub external: Vec<String>,
 }
 
 impl Default for NetworkSettings {
@@ -91,6 +93,7 @@ impl Default for NetworkSettings {
             relay: false,
             listen: Vec::new(),
             dial: Vec::new(),
+            external: Vec::new(),
         }
     }
 }

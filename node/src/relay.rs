@@ -15,7 +15,7 @@
 //! can say how a peer is reached: directly, through a relay, or by a punched hole.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libp2p::core::ConnectedPoint;
 use libp2p::multiaddr::Protocol;
@@ -106,7 +106,13 @@ pub fn server(peer_id: PeerId, seed: bool) -> relay::Behaviour {
         max_circuit_bytes: limits.max_circuit_bytes,
         ..relay::Config::default()
     };
-    relay::Behaviour::new(peer_id, config)
+    let mut server = relay::Behaviour::new(peer_id, config);
+    if seed {
+        // A seed is run to be reachable: offer the service from the start. A member that
+        // offers it (`--relay`) advertises it only once AutoNAT confirms an external address.
+        server.set_status(Some(relay::Status::Enable));
+    }
+    server
 }
 
 /// AutoNAT (v1): probes through connected peers, and serves their probes.
@@ -150,6 +156,12 @@ pub fn is_relayed(address: &Multiaddr) -> bool {
 #[derive(Debug, Default)]
 pub struct Links {
     connections: HashMap<PeerId, HashMap<ConnectionId, Reach>>,
+    /// The addresses this node dialled for its live direct connections.
+    dialled: HashMap<ConnectionId, Multiaddr>,
+    /// Connected peers that offer the relay service, and how to reach each.
+    candidates: HashMap<PeerId, Multiaddr>,
+    /// When relays without a listener were last asked again.
+    retried: Option<Instant>,
     /// Connections DCUtR reported before the swarm did.
     punched: HashSet<ConnectionId>,
     /// Relays listened through: the relay and its listener.
@@ -165,6 +177,11 @@ pub struct Links {
 impl Links {
     /// A connection is up.
     pub fn established(&mut self, peer: PeerId, id: ConnectionId, endpoint: &ConnectedPoint) {
+        if let ConnectedPoint::Dialer { address, .. } = endpoint {
+            if !endpoint.is_relayed() {
+                self.dialled.insert(id, address.clone());
+            }
+        }
         let reach = if self.punched.remove(&id) {
             Reach::HolePunched
         } else if endpoint.is_relayed() {
@@ -177,10 +194,12 @@ impl Links {
 
     /// A connection is gone.
     pub fn closed(&mut self, peer: PeerId, id: ConnectionId) {
+        self.dialled.remove(&id);
         if let Some(live) = self.connections.get_mut(&peer) {
             live.remove(&id);
             if live.is_empty() {
                 self.connections.remove(&peer);
+                self.candidates.remove(&peer);
             }
         }
     }
@@ -241,9 +260,55 @@ impl Links {
     }
 
     /// A peer offers the relay service: reserve a slot on it and listen through it, unless this
-    /// node is a seed or already listens through enough relays. `address` is how this node
-    /// reaches the relay (a direct address, without `/p2p`).
+    /// node is a seed or already listens through enough relays. It is reached the way this
+    /// node dialled it, else at the first direct address it listens on.
     pub fn offer(
+        &mut self,
+        swarm: &mut Swarm<Behaviour>,
+        seed: bool,
+        relay: PeerId,
+        listens: &[Multiaddr],
+    ) {
+        let dialled = self
+            .connections
+            .get(&relay)
+            .into_iter()
+            .flat_map(|live| live.keys())
+            .find_map(|id| self.dialled.get(id).cloned());
+        let address = dialled.or_else(|| {
+            listens
+                .iter()
+                .find(|a| !is_relayed(a) && !is_unspecified(a))
+                .cloned()
+        });
+        if let Some(address) = &address {
+            self.candidates.insert(relay, address.clone());
+        }
+        self.listen_through(swarm, seed, relay, address);
+    }
+
+    /// Asks again, at most every 10 s, the connected relays whose slot was lost or refused.
+    pub fn retry(&mut self, swarm: &mut Swarm<Behaviour>, seed: bool) {
+        let now = Instant::now();
+        if self
+            .retried
+            .is_some_and(|at| now.duration_since(at) < Duration::from_secs(10))
+        {
+            return;
+        }
+        self.retried = Some(now);
+        let waiting: Vec<(PeerId, Multiaddr)> = self
+            .candidates
+            .iter()
+            .filter(|(relay, _)| !self.relays.contains_key(relay))
+            .map(|(relay, address)| (*relay, address.clone()))
+            .collect();
+        for (relay, address) in waiting {
+            self.listen_through(swarm, seed, relay, Some(address));
+        }
+    }
+
+    fn listen_through(
         &mut self,
         swarm: &mut Swarm<Behaviour>,
         seed: bool,
@@ -287,6 +352,14 @@ impl Links {
             "hole_punches": { "succeeded": self.punches.0, "failed": self.punches.1 },
         })
     }
+}
+
+fn is_unspecified(address: &Multiaddr) -> bool {
+    address.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_unspecified(),
+        Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
 }
 
 /// An address without its trailing `/p2p/<id>`.

@@ -70,6 +70,9 @@ pub struct NodeConfig {
     pub seed: bool,
     /// Offer the relay service to others (always on for a seed).
     pub relay: bool,
+    /// Addresses where others reach this node that it cannot see itself (a port forward, a
+    /// public address): announced as they are.
+    pub external: Vec<Multiaddr>,
 }
 
 impl Default for NodeConfig {
@@ -85,6 +88,7 @@ impl Default for NodeConfig {
             sync_interval: Duration::from_secs(30),
             seed: false,
             relay: false,
+            external: Vec::new(),
         }
     }
 }
@@ -273,6 +277,9 @@ pub async fn run(
         .map_err(|e| StartError::Network(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build();
+    for address in &config.external {
+        swarm.add_external_address(address.clone());
+    }
     for address in &config.listen {
         swarm
             .listen_on(address.clone())
@@ -358,6 +365,9 @@ pub async fn run(
             _ = dial_tick.tick() => {
                 runtime.redial();
                 runtime.discover();
+                if !runtime.offline {
+                    runtime.links.retry(&mut runtime.swarm, runtime.config.seed);
+                }
             }
             _ = &mut shutdown => break,
         }
@@ -428,7 +438,11 @@ impl Runtime {
                     .swarm
                     .listeners()
                     .filter(|a| !is_unspecified(a))
-                    .map(|a| format!("{a}/p2p/{me}"))
+                    .map(|a| match a.iter().last() {
+                        // A relayed listen address already ends with this node's id.
+                        Some(libp2p::multiaddr::Protocol::P2p(_)) => a.to_string(),
+                        _ => format!("{a}/p2p/{me}"),
+                    })
                     .collect();
                 Request::InviteCreate {
                     topic,
@@ -526,7 +540,13 @@ impl Runtime {
 
     fn handle_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                // A seed is run to be reached where it listens: its relay hands these out.
+                if self.config.seed && !reach::is_relayed(&address) && !is_unspecified(&address) {
+                    self.swarm.add_external_address(address);
+                }
+            }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 endpoint,
@@ -615,6 +635,7 @@ impl Runtime {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(
                 libp2p::identify::Event::Received { peer_id, info, .. },
             )) => {
+                debug!(peer = %peer_id, protocols = ?info.protocols, "identified");
                 discovery::identified(&mut self.swarm.behaviour_mut().kad, peer_id, &info);
                 let state = self.peers.entry(peer_id).or_default();
                 for address in &info.listen_addrs {
@@ -623,14 +644,12 @@ impl Runtime {
                     }
                 }
                 if info.protocols.contains(&libp2p::relay::HOP_PROTOCOL_NAME) {
-                    // Reach the relay the way this node reached it, else as it says it listens.
-                    let address = state
-                        .addresses
-                        .iter()
-                        .find(|a| !reach::is_relayed(a))
-                        .cloned();
-                    self.links
-                        .offer(&mut self.swarm, self.config.seed, peer_id, address);
+                    self.links.offer(
+                        &mut self.swarm,
+                        self.config.seed,
+                        peer_id,
+                        &info.listen_addrs,
+                    );
                 }
             }
             SwarmEvent::ListenerClosed { listener_id, .. } => {

@@ -39,6 +39,7 @@ pub fn config(dial: Vec<Multiaddr>, sync_interval: Duration) -> NodeConfig {
         // The DHT, relay client, DCUtR and AutoNAT are on in every node, as in `catchment up`.
         seed: false,
         relay: false,
+        external: Vec::new(),
     }
 }
 
