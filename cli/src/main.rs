@@ -284,6 +284,16 @@ struct UpArgs {
     /// Seconds between anti-entropy rounds with each peer.
     #[arg(long, default_value_t = 30)]
     sync_interval: u64,
+    /// Run as an always-on seed: relay for others, with a small server's limits.
+    #[arg(long)]
+    seed: bool,
+    /// Offer the relay service to peers behind NAT (always on with --seed).
+    #[arg(long)]
+    relay: bool,
+    /// An address where others reach this node that it cannot see itself, e.g. a server's
+    /// public /ip4/203.0.113.7/tcp/4001 behind a port forward (repeatable).
+    #[arg(long = "external", value_name = "MULTIADDR")]
+    external: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -455,7 +465,7 @@ fn main() -> ExitCode {
     // The store's own log lines would double our one-line errors; CATCHMENT_LOG overrides.
     // A running node says what a person running it wants to see (listening, peers, sync).
     let default = if matches!(cli.command, Command::Up(_)) {
-        "warn,catchment_node=info,sled=off"
+        "warn,catchment_node=info,sled=off,libp2p_kad=error"
     } else {
         "warn,sled=off"
     };
@@ -776,15 +786,29 @@ fn parse_addresses(list: &[String]) -> Result<Vec<catchment_node::runtime::Multi
 
 /// Runs the node until Ctrl-C or SIGTERM.
 fn up(home: Home, args: UpArgs) -> Result<()> {
+    let settings = home.config()?.network;
     let mut config = NodeConfig {
-        mdns: !args.no_mdns,
+        mdns: !args.no_mdns && settings.mdns,
         api_port: args.api_port,
+        seed: args.seed || settings.seed,
+        relay: args.relay || settings.relay,
         ..NodeConfig::default()
     };
     if !args.listen.is_empty() {
         config.listen = parse_addresses(&args.listen)?;
+    } else if !settings.listen.is_empty() {
+        config.listen = parse_addresses(&settings.listen)
+            .map_err(|e| anyhow!("config.toml [network] listen: {e}"))?;
     }
     config.dial = parse_addresses(&args.dial)?;
+    config.external = parse_addresses(&args.external)?;
+    config.external.extend(
+        parse_addresses(&settings.external)
+            .map_err(|e| anyhow!("config.toml [network] external: {e}"))?,
+    );
+    config.dial.extend(
+        parse_addresses(&settings.dial).map_err(|e| anyhow!("config.toml [network] dial: {e}"))?,
+    );
     if args.sync_interval == 0 {
         bail!("--sync-interval must be at least 1 second");
     }

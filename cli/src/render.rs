@@ -589,6 +589,19 @@ fn ago(ms: i64, now: i64) -> String {
     }
 }
 
+/// One line on how this node is reached: seed or not, what AutoNAT says, relays, hole punches.
+fn reachability(value: &Value) -> String {
+    let r = &value["reachability"];
+    let relays = r["relays"].as_array().map_or(0, Vec::len);
+    format!(
+        "{}reachability: {} · listening through {relays} relay(s) · hole punches: {} succeeded, {} failed",
+        if value["seed"].as_bool() == Some(true) { "seed · " } else { "" },
+        r["nat"].as_str().unwrap_or("unknown"),
+        r["hole_punches"]["succeeded"],
+        r["hole_punches"]["failed"],
+    )
+}
+
 /// The text for a network request's response.
 pub fn network(request: &catchment_node::runtime::NetRequest, value: &Value) -> String {
     use catchment_node::runtime::NetRequest;
@@ -603,6 +616,7 @@ pub fn network(request: &catchment_node::runtime::NetRequest, value: &Value) -> 
                 if offline { "offline: saved here, will sync when you go online" } else { "online" },
                 value["connected"]
             );
+            let _ = writeln!(out, "{}", reachability(value));
             for topic in value["topics"].as_array().into_iter().flatten() {
                 let _ = writeln!(out, "\n{} ({}) · you: {}", text(topic, "name"), &text(topic, "topic")[..8], text(topic, "status"));
                 let pending = topic["pending"].as_u64().unwrap_or(0);
@@ -624,18 +638,27 @@ pub fn network(request: &catchment_node::runtime::NetRequest, value: &Value) -> 
                         "heads differ".to_string()
                     };
                     let last = peer["last_sync"].as_i64().map(|t| format!("last in sync {}", ago(t, now))).unwrap_or_else(|| "never in sync".into());
-                    let link = if peer["connected"].as_bool() == Some(true) { "connected" } else { "not connected" };
+                    let link = match peer["reach"].as_str() {
+                        Some(reach) if peer["connected"].as_bool() == Some(true) => format!("connected, {reach}"),
+                        _ if peer["connected"].as_bool() == Some(true) => "connected".to_string(),
+                        _ => "not connected".to_string(),
+                    };
                     let _ = writeln!(out, "  peer …{short}  {link} · {state} · {last}");
                 }
             }
         }
         NetRequest::Peers => {
             let _ = writeln!(out, "this node: {}", text(value, "me"));
+            let _ = writeln!(out, "{}", reachability(value));
             for address in value["listening"].as_array().into_iter().flatten() {
                 let _ = writeln!(out, "  listening on {}", address.as_str().unwrap_or(""));
             }
             for peer in value["peers"].as_array().into_iter().flatten() {
-                let link = if peer["connected"].as_bool() == Some(true) { "connected" } else { "known" };
+                let link = match peer["reach"].as_str() {
+                    Some(reach) if peer["connected"].as_bool() == Some(true) => format!("connected ({reach})"),
+                    _ if peer["connected"].as_bool() == Some(true) => "connected".to_string(),
+                    _ => "known".to_string(),
+                };
                 let addresses: Vec<&str> = peer["addresses"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
                 let _ = writeln!(out, "{}  {link}  {}", text(peer, "peer"), addresses.join(" "));
             }

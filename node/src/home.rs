@@ -63,6 +63,39 @@ pub struct Config {
     pub name: String,
     /// A line about this member.
     pub about: String,
+    /// How `catchment up` uses the network (`[network]`); its flags add to these.
+    pub network: NetworkSettings,
+}
+
+/// The `[network]` table of `config.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetworkSettings {
+    /// Find peers on the LAN with mDNS (`false`: as `--no-mdns`).
+    pub mdns: bool,
+    /// Run as a seed (as `--seed`).
+    pub seed: bool,
+    /// Offer the relay service to others (as `--relay`).
+    pub relay: bool,
+    /// Listen addresses, used when no `--listen` is given.
+    pub listen: Vec<String>,
+    /// Addresses to dial at start, besides any `--dial`.
+    pub dial: Vec<String>,
+    /// Addresses where others reach this node, besides any `--external`.
+    pub external: Vec<String>,
+}
+
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        NetworkSettings {
+            mdns: true,
+            seed: false,
+            relay: false,
+            listen: Vec::new(),
+            dial: Vec::new(),
+            external: Vec::new(),
+        }
+    }
 }
 
 /// Where a running node's local API listens.
@@ -115,7 +148,7 @@ impl Home {
         if !config_path.exists() {
             let config = Config {
                 name: name.unwrap_or_default().to_string(),
-                about: String::new(),
+                ..Config::default()
             };
             home.save_config(&config)?;
         } else if let Some(name) = name {

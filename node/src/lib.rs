@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod discovery;
 pub mod engine;
 pub mod error;
 pub mod home;
@@ -15,6 +16,7 @@ pub mod net;
 pub mod ops;
 pub mod peers;
 pub mod query;
+pub mod relay;
 pub mod replay;
 pub mod runtime;
 pub mod store;

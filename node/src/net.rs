@@ -4,8 +4,11 @@
 //! The swarm runs on the device's own transport key, never the member key, so that the network
 //! layer does not reveal who is a member. Behaviours: identify, ping, gossipsub (signed by the
 //! transport key, manual validation, message id = hash of the sealed payload), a
-//! request-response protocol for sync sessions, and mDNS (optional). DHT, relay and hole
-//! punching join this struct when reaching beyond the LAN.
+//! request-response protocol for sync sessions, mDNS (optional), Kademlia under our own
+//! protocol name ([`KAD_PROTOCOL`], never the public IPFS DHT), the circuit relay v2 client
+//! (and its server on seeds and members that offer it), DCUtR hole punching, AutoNAT, and
+//! connection limits. What each of the newer ones is for lives in `discovery.rs` and
+//! `relay.rs`.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +17,10 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt};
 use libp2p::swarm::{behaviour::toggle::Toggle, NetworkBehaviour};
-use libp2p::{gossipsub, identify, identity, mdns, ping, request_response, StreamProtocol};
+use libp2p::{
+    autonat, connection_limits, dcutr, gossipsub, identify, identity, kad, mdns, ping, relay,
+    request_response, StreamProtocol,
+};
 use sha2::{Digest, Sha256};
 
 /// The sync protocol's name.
@@ -25,6 +31,8 @@ pub const IDENTIFY_PROTOCOL: &str = "/catchment/id/1";
 pub const MAX_REQUEST: usize = catchment_protocol::sync::MAX_REQUEST_BYTES;
 /// The largest sync response accepted: the protocol's own limit.
 pub const MAX_RESPONSE: usize = catchment_protocol::sync::MAX_RESPONSE_BYTES;
+/// The Kademlia protocol's name: our own DHT, apart from the public IPFS one.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/catchment/kad/1");
 /// The largest gossip message.
 pub const MAX_GOSSIP: usize = 300 * 1024;
 
@@ -42,6 +50,29 @@ pub struct Behaviour {
     pub sync: request_response::Behaviour<SyncCodec>,
     /// Finds peers on the LAN.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// The DHT: finds a topic's members beyond the LAN by its rendezvous key.
+    pub kad: kad::Behaviour<kad::store::MemoryStore>,
+    /// Reserves slots on relays and dials through them (off only in bare test swarms).
+    pub relay_client: Toggle<relay::client::Behaviour>,
+    /// Relays for others (seeds, and members that offer it).
+    pub relay: Toggle<relay::Behaviour>,
+    /// Upgrades a relayed connection to a direct one by hole punching.
+    pub dcutr: dcutr::Behaviour,
+    /// Asks peers to dial back, to learn whether this node is reachable.
+    pub autonat: autonat::v1::Behaviour,
+    /// Caps connections (tighter on a seed).
+    pub limits: connection_limits::Behaviour,
+}
+
+/// What a node's behaviours are built with.
+#[derive(Debug, Clone, Default)]
+pub struct NetOptions {
+    /// Find peers on the LAN with mDNS.
+    pub mdns: bool,
+    /// Relay for others (circuit relay v2 server).
+    pub relay_server: bool,
+    /// Run with a small server's limits (see [`crate::relay::Limits`]).
+    pub seed: bool,
 }
 
 /// What the behaviours report to the event loop. Events are handled as they come, one at a
@@ -59,6 +90,22 @@ pub enum BehaviourEvent {
     Sync(request_response::Event<Vec<u8>, Vec<u8>>),
     /// From mDNS.
     Mdns(mdns::Event),
+    /// From Kademlia.
+    Kad(kad::Event),
+    /// From the relay client.
+    RelayClient(relay::client::Event),
+    /// From the relay server.
+    Relay(relay::Event),
+    /// From DCUtR.
+    Dcutr(dcutr::Event),
+    /// From AutoNAT.
+    Autonat(autonat::v1::Event),
+}
+
+impl From<std::convert::Infallible> for BehaviourEvent {
+    fn from(never: std::convert::Infallible) -> Self {
+        match never {}
+    }
 }
 
 macro_rules! from_event {
@@ -77,21 +124,33 @@ from_event! {
     Gossipsub: gossipsub::Event,
     Sync: request_response::Event<Vec<u8>, Vec<u8>>,
     Mdns: mdns::Event,
+    Kad: kad::Event,
+    RelayClient: relay::client::Event,
+    Relay: relay::Event,
+    Dcutr: dcutr::Event,
+    Autonat: autonat::v1::Event,
 }
 
 impl Behaviour {
-    /// Builds the behaviours for a transport key.
+    /// Builds the behaviours for a transport key, with no relay client (a swarm built without
+    /// the relay transport, as in tests).
     pub fn new(key: &identity::Keypair, mdns_on: bool) -> io::Result<Self> {
-        Self::counting(key, mdns_on, Arc::default())
+        let options = NetOptions {
+            mdns: mdns_on,
+            ..NetOptions::default()
+        };
+        Self::counting(key, &options, None, Arc::default())
     }
 
     /// Builds the behaviours for a transport key; the sync protocol adds the bytes of every
     /// frame it writes and reads to `sync_bytes`.
     pub fn counting(
         key: &identity::Keypair,
-        mdns_on: bool,
+        options: &NetOptions,
+        relay_client: Option<relay::client::Behaviour>,
         sync_bytes: Arc<SyncBytes>,
     ) -> io::Result<Self> {
+        let mdns_on = options.mdns;
         let peer_id = key.public().to_peer_id();
         let gossip_config = gossipsub::ConfigBuilder::default()
             .heartbeat_interval(Duration::from_millis(700))
@@ -130,6 +189,15 @@ impl Behaviour {
             gossipsub,
             sync,
             mdns: mdns.into(),
+            kad: crate::discovery::kademlia(peer_id),
+            relay_client: relay_client.into(),
+            relay: options
+                .relay_server
+                .then(|| crate::relay::server(peer_id, options.seed))
+                .into(),
+            dcutr: dcutr::Behaviour::new(peer_id),
+            autonat: crate::relay::autonat(peer_id),
+            limits: connection_limits::Behaviour::new(crate::relay::Limits::for_node(options.seed).connections()),
         })
     }
 }

@@ -11,7 +11,9 @@
 //!   the peer for its heads (proving membership first), plans what is missing, and pulls it in
 //!   bounded batches until nothing is missing. Both sides do this, so both end complete.
 //! * Peers that served a topic are remembered and redialled with backoff; mDNS finds peers on
-//!   the LAN; the offline switch drops every connection and stops dialling.
+//!   the LAN; the DHT finds a topic's members beyond it (`discovery.rs`); relays, hole punching
+//!   and AutoNAT reach peers behind NAT (`relay.rs`); the offline switch drops every connection
+//!   and stops dialling.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -31,10 +33,12 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::api::ApiState;
+use crate::api::{self, ApiState};
+use crate::discovery::{self, Discovery};
+use crate::relay::{self as reach, Links};
 use crate::engine::{system_now, Engine, Ingested};
 use crate::home::{Endpoint, Home};
-use crate::net::{Behaviour, BehaviourEvent, SyncBytes};
+use crate::net::{Behaviour, BehaviourEvent, NetOptions, SyncBytes};
 use crate::ops::{self, Request};
 use crate::store::{decode, encode, layout, scan, Batch, SledBackend};
 
@@ -62,6 +66,13 @@ pub struct NodeConfig {
     pub dial: Vec<Multiaddr>,
     /// How often anti-entropy runs with each connected peer.
     pub sync_interval: Duration,
+    /// Run as a seed: relay for others, a small server's limits, no relay reservations.
+    pub seed: bool,
+    /// Offer the relay service to others (always on for a seed).
+    pub relay: bool,
+    /// Addresses where others reach this node that it cannot see itself (a port forward, a
+    /// public address): announced as they are.
+    pub external: Vec<Multiaddr>,
 }
 
 impl Default for NodeConfig {
@@ -75,6 +86,9 @@ impl Default for NodeConfig {
             mdns: true,
             dial: Vec::new(),
             sync_interval: Duration::from_secs(30),
+            seed: false,
+            relay: false,
+            external: Vec::new(),
         }
     }
 }
@@ -200,6 +214,10 @@ struct Runtime {
     hints: Backoff,
     /// Bytes of sync frames written and read, for `status`.
     sync_bytes: Arc<SyncBytes>,
+    /// How each peer is reached; the relays this node listens through.
+    links: Links,
+    /// The DHT's announcements and lookups.
+    discovery: Discovery,
 }
 
 /// Errors that stop a node from starting.
@@ -234,7 +252,11 @@ pub async fn run(
     let engine = Engine::open(Box::new(backend), home.keypair()?);
     let device = identity::Keypair::ed25519_from_bytes(home.device_key()?)
         .map_err(|e| StartError::Network(e.to_string()))?;
-    let mdns_on = config.mdns;
+    let options = NetOptions {
+        mdns: config.mdns,
+        relay_server: config.relay || config.seed,
+        seed: config.seed,
+    };
     let sync_bytes = Arc::new(SyncBytes::default());
     let codec_bytes = sync_bytes.clone();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(device)
@@ -246,13 +268,18 @@ pub async fn run(
         )
         .map_err(|e| StartError::Network(e.to_string()))?
         .with_quic()
-        .with_behaviour(|key| {
-            Behaviour::counting(key, mdns_on, codec_bytes)
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| StartError::Network(e.to_string()))?
+        .with_behaviour(|key, relay_client| {
+            Behaviour::counting(key, &options, Some(relay_client), codec_bytes)
                 .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
         })
         .map_err(|e| StartError::Network(e.to_string()))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build();
+    for address in &config.external {
+        swarm.add_external_address(address.clone());
+    }
     for address in &config.listen {
         swarm
             .listen_on(address.clone())
@@ -308,7 +335,12 @@ pub async fn run(
             delay: Duration::from_secs(2),
         },
         sync_bytes,
+        links: Links::default(),
+        discovery: Discovery::new(),
     };
+    if runtime.config.seed {
+        info!("running as a seed: relaying for others");
+    }
     runtime.subscribe_all();
     runtime.load_remembered();
     for address in runtime.config.dial.clone() {
@@ -330,7 +362,13 @@ pub async fn run(
             }
             event = runtime.swarm.select_next_some() => runtime.handle_swarm(event),
             _ = sync_tick.tick() => runtime.sync_all(),
-            _ = dial_tick.tick() => runtime.redial(),
+            _ = dial_tick.tick() => {
+                runtime.redial();
+                runtime.discover();
+                if !runtime.offline {
+                    runtime.links.retry(&mut runtime.swarm, runtime.config.seed);
+                }
+            }
             _ = &mut shutdown => break,
         }
     }
@@ -400,7 +438,11 @@ impl Runtime {
                     .swarm
                     .listeners()
                     .filter(|a| !is_unspecified(a))
-                    .map(|a| format!("{a}/p2p/{me}"))
+                    .map(|a| match a.iter().last() {
+                        // A relayed listen address already ends with this node's id.
+                        Some(libp2p::multiaddr::Protocol::P2p(_)) => a.to_string(),
+                        _ => format!("{a}/p2p/{me}"),
+                    })
                     .collect();
                 Request::InviteCreate {
                     topic,
@@ -498,14 +540,24 @@ impl Runtime {
 
     fn handle_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(%address, "listening");
+                // A seed is run to be reached where it listens: its relay hands these out.
+                if self.config.seed && !reach::is_relayed(&address) && !is_unspecified(&address) {
+                    self.swarm.add_external_address(address);
+                }
+            }
             SwarmEvent::ConnectionEstablished {
-                peer_id, endpoint, ..
+                peer_id,
+                endpoint,
+                connection_id,
+                ..
             } => {
                 if self.offline {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
                 }
+                self.links.established(peer_id, connection_id, &endpoint);
                 let state = self.peers.entry(peer_id).or_default();
                 let address = endpoint.get_remote_address().clone();
                 if !state.addresses.contains(&address) && endpoint.is_dialer() {
@@ -528,9 +580,14 @@ impl Runtime {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
                 ..
             } => {
+                self.links.closed(peer_id, connection_id);
+                if num_established > 0 {
+                    return;
+                }
                 if let Some(state) = self.peers.get_mut(&peer_id) {
                     state.connected = false;
                     // Try to get it back (unless offline), starting soon and backing off.
@@ -578,12 +635,45 @@ impl Runtime {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(
                 libp2p::identify::Event::Received { peer_id, info, .. },
             )) => {
+                debug!(peer = %peer_id, protocols = ?info.protocols, "identified");
+                discovery::identified(&mut self.swarm.behaviour_mut().kad, peer_id, &info);
                 let state = self.peers.entry(peer_id).or_default();
-                for address in info.listen_addrs {
-                    if !state.addresses.contains(&address) && !is_unspecified(&address) {
-                        state.addresses.push(address);
+                for address in &info.listen_addrs {
+                    if !state.addresses.contains(address) && !is_unspecified(address) {
+                        state.addresses.push(address.clone());
                     }
                 }
+                if info.protocols.contains(&libp2p::relay::HOP_PROTOCOL_NAME) {
+                    self.links.offer(
+                        &mut self.swarm,
+                        self.config.seed,
+                        peer_id,
+                        &info.listen_addrs,
+                    );
+                }
+            }
+            SwarmEvent::ListenerClosed { listener_id, .. } => {
+                self.links.listener_closed(listener_id)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => {
+                let me = *self.swarm.local_peer_id();
+                for (topic, peer) in self.discovery.on_event(me, event) {
+                    self.found(topic, peer);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => self.links.hole_punch(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(
+                libp2p::autonat::v1::Event::StatusChanged { new, .. },
+            )) => self.links.nat_changed(new),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(
+                libp2p::relay::client::Event::ReservationReqAccepted {
+                    relay_peer_id,
+                    renewal,
+                    ..
+                },
+            )) => self.links.reserved(relay_peer_id, renewal),
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => {
+                debug!(?event, "relay service")
             }
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
@@ -949,6 +1039,55 @@ impl Runtime {
         }
     }
 
+    /// Announces this node's topics in the DHT and looks their members up, when due.
+    fn discover(&mut self) {
+        if self.offline {
+            return;
+        }
+        let topics: Vec<(TopicId, [u8; 32], usize)> = self
+            .engine
+            .topic_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|topic| {
+                let key = self.engine.topic_key(&topic).ok()??;
+                let connected = self
+                    .peers
+                    .values()
+                    .filter(|p| {
+                        p.connected
+                            && p.topics
+                                .get(&topic)
+                                .is_some_and(|s| s.refused.is_none() && s.last_sync.is_some())
+                    })
+                    .count();
+                Some((topic, key, connected))
+            })
+            .collect();
+        self.discovery
+            .tick(&mut self.swarm.behaviour_mut().kad, &topics, Instant::now());
+    }
+
+    /// The DHT named a provider of a topic's rendezvous key: dial it unless connected. The
+    /// addresses come from the DHT; the sync session that follows proves membership.
+    fn found(&mut self, topic: TopicId, peer: PeerId) {
+        if self.offline || self.swarm.is_connected(&peer) {
+            return;
+        }
+        debug!(%peer, topic = %topic.short(), "the DHT names a member: dialling");
+        let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+            .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            debug!(%peer, error = %e, "cannot dial a peer the DHT named");
+        }
+    }
+
+    /// How a peer is reached now ("direct", "relayed", "hole-punched"), if connected.
+    fn reach(&self, peer: &PeerId) -> Option<&'static str> {
+        self.links.reach(peer).map(reach::Reach::as_str)
+    }
+
     /// Redials remembered peers whose backoff has passed.
     fn redial(&mut self) {
         if self.offline {
@@ -1008,6 +1147,7 @@ impl Runtime {
                         json!({
                             "peer": id.to_string(),
                             "connected": p.connected,
+                            "reach": self.reach(id),
                             "addresses": p.addresses.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
                             "topics": p.topics.keys().map(|t| t.to_hex()).collect::<Vec<_>>(),
                         })
@@ -1016,7 +1156,7 @@ impl Runtime {
                 peers.sort_by(|a, b| a["peer"].as_str().cmp(&b["peer"].as_str()));
                 let listen: Vec<String> = self.swarm.listeners().map(|a| a.to_string()).collect();
                 Ok(
-                    json!({ "me": self.swarm.local_peer_id().to_string(), "listening": listen, "offline": self.offline, "peers": peers }),
+                    json!({ "me": self.swarm.local_peer_id().to_string(), "listening": listen, "offline": self.offline, "seed": self.config.seed, "reachability": self.links.summary(), "peers": peers }),
                 )
             }
             NetRequest::Offline { on } => {
@@ -1082,6 +1222,7 @@ impl Runtime {
                 peers.push(json!({
                     "peer": peer.to_string(),
                     "connected": connected,
+                    "reach": self.reach(&peer),
                     "last_sync": sync.last_sync,
                     "heads_equal": agree,
                     "refused": sync.refused,
@@ -1092,6 +1233,8 @@ impl Runtime {
         let connected = self.peers.values().filter(|p| p.connected).count();
         Ok(json!({
             "offline": self.offline,
+            "seed": self.config.seed,
+            "reachability": self.links.summary(),
             "connected": connected,
             "sync_bytes_sent": self.sync_bytes.sent(),
             "sync_bytes_received": self.sync_bytes.received(),

@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod netns;
+
 /// The longest a single CLI command may take.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest a node may take to start (api.json written) or to stop after SIGTERM.
@@ -169,6 +171,10 @@ pub struct Node {
     pub log: PathBuf,
     /// Extra arguments for `up` (e.g. `--dial ADDR`), used by every (re)start.
     pub up_args: Vec<String>,
+    /// Where `up` listens (default `/ip4/127.0.0.1/tcp/0`).
+    pub listen: String,
+    /// A network namespace (made by the test) that the node and every command run in.
+    pub netns: Option<String>,
     child: Option<Child>,
 }
 
@@ -180,6 +186,8 @@ impl Node {
             home: dir.join(name.to_lowercase()),
             log: dir.join(format!("{}.log", name.to_lowercase())),
             up_args: Vec::new(),
+            listen: "/ip4/127.0.0.1/tcp/0".to_string(),
+            netns: None,
             child: None,
         };
         node.ok(&["init", "--name", name]);
@@ -205,17 +213,11 @@ impl Node {
             .append(true)
             .open(&self.log)
             .expect("open the node's log");
-        let child = Command::new(catchment_bin())
+        let child = self
+            .command()
             .arg("--home")
             .arg(&self.home)
-            .args([
-                "up",
-                "--listen",
-                "/ip4/127.0.0.1/tcp/0",
-                "--no-mdns",
-                "--sync-interval",
-                "1",
-            ])
+            .args(["up", "--listen", &self.listen, "--no-mdns", "--sync-interval", "1"])
             .args(&self.up_args)
             .env_remove("CATCHMENT_HOME")
             .stdin(Stdio::null())
@@ -323,9 +325,21 @@ impl Node {
         self.start();
     }
 
+    /// `catchment`, run inside the node's network namespace if it has one.
+    fn command(&self) -> Command {
+        match &self.netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns]).arg(catchment_bin());
+                command
+            }
+            None => Command::new(catchment_bin()),
+        }
+    }
+
     /// Runs `catchment --home HOME ARGS...` to its end (bounded).
     pub fn run(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(catchment_bin());
+        let mut command = self.command();
         command
             .arg("--home")
             .arg(&self.home)

@@ -36,6 +36,10 @@ pub fn config(dial: Vec<Multiaddr>, sync_interval: Duration) -> NodeConfig {
         mdns: false,
         dial,
         sync_interval,
+        // The DHT, relay client, DCUtR and AutoNAT are on in every node, as in `catchment up`.
+        seed: false,
+        relay: false,
+        external: Vec::new(),
     }
 }
 
