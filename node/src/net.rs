@@ -197,7 +197,9 @@ impl Behaviour {
                 .into(),
             dcutr: dcutr::Behaviour::new(peer_id),
             autonat: crate::relay::autonat(peer_id),
-            limits: connection_limits::Behaviour::new(crate::relay::Limits::for_node(options.seed).connections()),
+            limits: connection_limits::Behaviour::new(
+                crate::relay::Limits::for_node(options.seed).connections(),
+            ),
         })
     }
 }

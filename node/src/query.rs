@@ -68,6 +68,12 @@ pub struct TopicSummary {
     pub name: String,
     /// This member's standing.
     pub status: String,
+    /// Whether the charter, as this node holds it, names this member an admin: what admin
+    /// actions (invites, roles, imports) need. A member that joined with an admin invite is
+    /// shown as an admin at once, but acts as one only once an admin's node has written the
+    /// role into the charter and it has arrived here.
+    #[serde(default)]
+    pub admin: bool,
     /// Visible members.
     pub members: usize,
     /// Claimed creation time.
@@ -370,6 +376,7 @@ impl Engine {
                     .status(&me)
                     .map(|s| s.describe())
                     .unwrap_or_else(|| "not admitted".into()),
+                admin: state.charter_view.is_admin(&me),
                 members: state.statuses.values().filter(|s| s.is_visible()).count(),
                 created: state.charter_view.created,
             });

@@ -17,9 +17,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use libp2p::core::transport::ListenerId;
 use libp2p::core::ConnectedPoint;
 use libp2p::multiaddr::Protocol;
-use libp2p::core::transport::ListenerId;
 use libp2p::swarm::ConnectionId;
 use libp2p::{autonat, connection_limits, dcutr, relay, Multiaddr, PeerId, Swarm};
 use serde::Serialize;
@@ -373,8 +373,8 @@ fn strip_p2p(mut address: Multiaddr) -> Multiaddr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use libp2p::core::Endpoint;
     use libp2p::core::transport::PortUse;
+    use libp2p::core::Endpoint;
 
     fn dialer(address: &str) -> ConnectedPoint {
         ConnectedPoint::Dialer {
@@ -389,7 +389,10 @@ mod tests {
         let mut links = Links::default();
         let peer = PeerId::random();
         let relay = PeerId::random();
-        let (relayed, direct) = (ConnectionId::new_unchecked(1), ConnectionId::new_unchecked(2));
+        let (relayed, direct) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+        );
         assert_eq!(links.reach(&peer), None);
 
         let circuit = format!("/ip4/10.0.0.1/tcp/1/p2p/{relay}/p2p-circuit/p2p/{peer}");
@@ -416,7 +419,9 @@ mod tests {
         let (seed, member) = (Limits::for_node(true), Limits::for_node(false));
         assert!(seed.max_per_peer < member.max_per_peer);
         assert!(seed.max_reservations > member.max_reservations);
-        assert!(is_relayed(&"/ip4/1.2.3.4/tcp/1/p2p-circuit".parse().unwrap()));
+        assert!(is_relayed(
+            &"/ip4/1.2.3.4/tcp/1/p2p-circuit".parse().unwrap()
+        ));
         assert!(!is_relayed(&"/ip4/1.2.3.4/tcp/1".parse().unwrap()));
     }
 }

@@ -33,13 +33,13 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
-use crate::api::{self, ApiState};
+use crate::api::ApiState;
 use crate::discovery::{self, Discovery};
-use crate::relay::{self as reach, Links};
 use crate::engine::{system_now, Engine, Ingested};
 use crate::home::{Endpoint, Home};
 use crate::net::{Behaviour, BehaviourEvent, NetOptions, SyncBytes};
 use crate::ops::{self, Request};
+use crate::relay::{self as reach, Links};
 use crate::store::{decode, encode, layout, scan, Batch, SledBackend};
 
 pub use libp2p::Multiaddr;

@@ -217,7 +217,14 @@ impl Node {
             .command()
             .arg("--home")
             .arg(&self.home)
-            .args(["up", "--listen", &self.listen, "--no-mdns", "--sync-interval", "1"])
+            .args([
+                "up",
+                "--listen",
+                &self.listen,
+                "--no-mdns",
+                "--sync-interval",
+                "1",
+            ])
             .args(&self.up_args)
             .env_remove("CATCHMENT_HOME")
             .stdin(Stdio::null())

@@ -88,7 +88,10 @@ impl Lab {
         for (host, nat, side) in [(&lab.a, &lab.nats[0], 1), (&lab.b, &lab.nats[1], 2)] {
             lab.wire(host, nat, side)?;
         }
-        within(&lab.s, &["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])?;
+        within(
+            &lab.s,
+            &["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"],
+        )?;
         Ok(lab)
     }
 
@@ -111,24 +114,105 @@ impl Lab {
             "ip", "link", "add", "wan", "netns", nat, "type", "veth", "peer", "name", &s_end,
             "netns", &self.s,
         ])?;
-        within(host, &["ip", "addr", "add", &format!("{private}.2/24"), "dev", "lan"])?;
+        within(
+            host,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("{private}.2/24"),
+                "dev",
+                "lan",
+            ],
+        )?;
         within(host, &["ip", "link", "set", "lan", "up"])?;
-        within(host, &["ip", "route", "add", "default", "via", &format!("{private}.1")])?;
-        within(nat, &["ip", "addr", "add", &format!("{private}.1/24"), "dev", "lan"])?;
-        within(nat, &["ip", "addr", "add", &format!("{public}.2/24"), "dev", "wan"])?;
+        within(
+            host,
+            &[
+                "ip",
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("{private}.1"),
+            ],
+        )?;
+        within(
+            nat,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("{private}.1/24"),
+                "dev",
+                "lan",
+            ],
+        )?;
+        within(
+            nat,
+            &["ip", "addr", "add", &format!("{public}.2/24"), "dev", "wan"],
+        )?;
         within(nat, &["ip", "link", "set", "lan", "up"])?;
         within(nat, &["ip", "link", "set", "wan", "up"])?;
-        within(nat, &["ip", "route", "add", "default", "via", &format!("{public}.1")])?;
-        within(&self.s, &["ip", "addr", "add", &format!("{public}.1/24"), "dev", &s_end])?;
+        within(
+            nat,
+            &[
+                "ip",
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("{public}.1"),
+            ],
+        )?;
+        within(
+            &self.s,
+            &[
+                "ip",
+                "addr",
+                "add",
+                &format!("{public}.1/24"),
+                "dev",
+                &s_end,
+            ],
+        )?;
         within(&self.s, &["ip", "link", "set", &s_end, "up"])?;
         within(nat, &["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])?;
         // A home router: masquerade outgoing, let in only what answers it.
-        within(nat, &["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "wan", "-j", "MASQUERADE"])?;
-        within(nat, &[
-            "iptables", "-A", "FORWARD", "-i", "wan", "-m", "conntrack", "--ctstate",
-            "ESTABLISHED,RELATED", "-j", "ACCEPT",
-        ])?;
-        within(nat, &["iptables", "-A", "FORWARD", "-i", "wan", "-j", "DROP"])?;
+        within(
+            nat,
+            &[
+                "iptables",
+                "-t",
+                "nat",
+                "-A",
+                "POSTROUTING",
+                "-o",
+                "wan",
+                "-j",
+                "MASQUERADE",
+            ],
+        )?;
+        within(
+            nat,
+            &[
+                "iptables",
+                "-A",
+                "FORWARD",
+                "-i",
+                "wan",
+                "-m",
+                "conntrack",
+                "--ctstate",
+                "ESTABLISHED,RELATED",
+                "-j",
+                "ACCEPT",
+            ],
+        )?;
+        within(
+            nat,
+            &["iptables", "-A", "FORWARD", "-i", "wan", "-j", "DROP"],
+        )?;
         Ok(())
     }
 

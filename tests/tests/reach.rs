@@ -77,6 +77,29 @@ fn peer_id(node: &Node) -> String {
         .to_string()
 }
 
+/// Waits until `node` listens through the relay of the peer `relay`.
+fn wait_for_relay(node: &Node, relay: &str) {
+    wait_for(
+        &format!("{} listens through {relay}'s relay", node.name),
+        TIMEOUT,
+        || {
+            let peers = node.try_json(&["peers"])?;
+            let relays = &peers["reachability"]["relays"];
+            if relays
+                .as_array()
+                .is_some_and(|r| r.iter().any(|p| *p == relay))
+            {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{}'s reachability: {}",
+                    node.name, peers["reachability"]
+                ))
+            }
+        },
+    );
+}
+
 /// The running node's address on a given IPv4 address, with its PeerId.
 fn address_on(node: &Node, ip: &str) -> String {
     let peers = node.json(&["peers"]);
@@ -112,7 +135,10 @@ fn members_find_each_other_through_the_dht_from_one_known_peer() {
             .as_str()
             .expect("an invite")
             .to_string();
-        assert!(Invite::decode(&invite).expect("decodes").addresses.is_empty());
+        assert!(Invite::decode(&invite)
+            .expect("decodes")
+            .addresses
+            .is_empty());
         let node = init(dir.path(), name);
         node.json(&["join", &invite]);
         members.push(node);
@@ -155,7 +181,9 @@ fn members_find_each_other_through_the_dht_from_one_known_peer() {
                 if missing.is_empty() {
                     Ok(())
                 } else {
-                    Err(format!("not yet in sync with {missing:?}; in sync with {synced:?}"))
+                    Err(format!(
+                        "not yet in sync with {missing:?}; in sync with {synced:?}"
+                    ))
                 }
             },
         );
@@ -182,7 +210,10 @@ fn members_find_each_other_through_the_dht_from_one_known_peer() {
         !synced.is_empty() && synced.iter().all(|(p, _)| *p != n_id),
         "F should be in sync with members, never with N: {synced:?}"
     );
-    println!("F (knowing only a non-member) is in sync with {} members", synced.len());
+    println!(
+        "F (knowing only a non-member) is in sync with {} members",
+        synced.len()
+    );
 }
 
 #[test]
@@ -206,21 +237,15 @@ fn a_seed_keeps_the_topic_for_a_joiner_while_the_inviter_is_away() {
         .to_string();
     s.json(&["join", &invite]);
     let s_id = peer_id(&s);
-    wait_for("A listens through the seed's relay", TIMEOUT, || {
-        let peers = a.try_json(&["peers"])?;
-        let relays = &peers["reachability"]["relays"];
-        if relays.as_array().is_some_and(|r| r.iter().any(|p| *p == s_id.as_str())) {
-            Ok(())
-        } else {
-            Err(format!("A's reachability: {}", peers["reachability"]))
-        }
-    });
+    wait_for_relay(&a, &s_id);
 
     let mut from_a = BTreeSet::new();
     for i in 0..3 {
         from_a.insert(post(&a, &topic, &format!("A's idea {i}")));
     }
-    wait_for("the seed has A's ideas", TIMEOUT, || has_all(&s, &topic, &from_a));
+    wait_for("the seed has A's ideas", TIMEOUT, || {
+        has_all(&s, &topic, &from_a)
+    });
 
     // B's invite carries A's direct and relayed addresses (the relayed one names the seed).
     let invite = a.json(&["invite", "create", "--topic", &topic])["invite"]
@@ -247,7 +272,9 @@ fn a_seed_keeps_the_topic_for_a_joiner_while_the_inviter_is_away() {
     for i in 0..2 {
         from_b.insert(post(&b, &topic, &format!("B's idea {i}")));
     }
-    wait_for("the seed has B's ideas", TIMEOUT, || has_all(&s, &topic, &from_b));
+    wait_for("the seed has B's ideas", TIMEOUT, || {
+        has_all(&s, &topic, &from_b)
+    });
     b.stop();
 
     // A comes back while B is gone, and gets B's ideas from the seed it remembered.
@@ -263,7 +290,9 @@ fn a_seed_keeps_the_topic_for_a_joiner_while_the_inviter_is_away() {
 fn members_behind_nat_reach_each_other_through_a_relay() {
     let lab = match Lab::new() {
         Ok(lab) => lab,
-        Err(e) => panic!("this test needs network namespaces (run as root with iproute2 and iptables): {e}"),
+        Err(e) => panic!(
+            "this test needs network namespaces (run as root with iproute2 and iptables): {e}"
+        ),
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let mut s = init(dir.path(), "S");
@@ -285,15 +314,7 @@ fn members_behind_nat_reach_each_other_through_a_relay() {
     a.start();
     b.start();
     for node in [&a, &b] {
-        wait_for(&format!("{} listens through S's relay", node.name), TIMEOUT, || {
-            let peers = node.try_json(&["peers"])?;
-            let relays = &peers["reachability"]["relays"];
-            if relays.as_array().is_some_and(|r| r.iter().any(|p| *p == s_id.as_str())) {
-                Ok(())
-            } else {
-                Err(format!("{}: {}", node.name, peers["reachability"]))
-            }
-        });
+        wait_for_relay(node, &s_id);
     }
 
     // A's invite carries its relayed address; B joins through its running node.

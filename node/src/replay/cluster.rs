@@ -347,18 +347,20 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Waits until every node sees itself as an admin of the topic.
+    /// Waits until every node sees itself as an admin of the topic in the charter it holds
+    /// (the role an admin invite grants counts for imports only once it is in the charter).
     fn wait_admins(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             let mut waiting = Vec::new();
             for node in &self.nodes {
                 let topics = node.call(&json!({"op": "topic_list"}))?;
-                let status = topics
+                let summary = topics
                     .as_array()
-                    .and_then(|t| t.iter().find(|t| t["id"] == self.topic.as_str()))
-                    .map(|t| t["status"].as_str().unwrap_or("").to_string());
-                if status.as_deref() != Some("admin") {
+                    .and_then(|t| t.iter().find(|t| t["id"] == self.topic.as_str()));
+                let status = summary.map(|t| t["status"].as_str().unwrap_or("").to_string());
+                let admin = summary.is_some_and(|t| t["admin"] == true);
+                if status.as_deref() != Some("admin") || !admin {
                     waiting.push(format!("{}: {status:?}", node.name));
                 }
             }
