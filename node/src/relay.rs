@@ -152,6 +152,50 @@ pub fn is_relayed(address: &Multiaddr) -> bool {
     address.iter().any(|p| matches!(p, Protocol::P2pCircuit))
 }
 
+/// The addresses an invite carries to reach this node, best first, each ending with its id:
+/// the addresses others confirmed or were told (`external`), then those through relays (they
+/// work from behind any NAT), then the rest of what it listens on, loopback last. Invites keep
+/// only the first [`catchment_protocol::invite::MAX_ADDRESSES`], so the order decides what a
+/// joiner gets on a machine with many interfaces.
+pub fn invite_addresses<'a>(
+    me: PeerId,
+    external: impl IntoIterator<Item = &'a Multiaddr>,
+    listening: impl IntoIterator<Item = &'a Multiaddr>,
+) -> Vec<String> {
+    let rank = |address: &Multiaddr| {
+        let loopback = address.iter().any(|p| match p {
+            Protocol::Ip4(ip) => ip.is_loopback(),
+            Protocol::Ip6(ip) => ip.is_loopback(),
+            _ => false,
+        });
+        match (is_relayed(address), loopback) {
+            (true, _) => 1,
+            (false, false) => 2,
+            (false, true) => 3,
+        }
+    };
+    let mut ranked: Vec<(u8, String)> = external
+        .into_iter()
+        .map(|a| (0, a))
+        .chain(listening.into_iter().map(|a| (rank(a), a)))
+        .filter(|(_, a)| !is_unspecified(a))
+        .map(|(rank, a)| {
+            let text = match a.iter().last() {
+                // A relayed listen address already ends with this node's id.
+                Some(Protocol::P2p(_)) => a.to_string(),
+                _ => format!("{a}/p2p/{me}"),
+            };
+            (rank, text)
+        })
+        .collect();
+    ranked.sort_by_key(|(rank, _)| *rank);
+    let mut seen = HashSet::new();
+    ranked
+        .into_iter()
+        .filter_map(|(_, text)| seen.insert(text.clone()).then_some(text))
+        .collect()
+}
+
 /// The live connections, how each was made, and the relays this node listens through.
 #[derive(Debug, Default)]
 pub struct Links {
@@ -354,7 +398,8 @@ impl Links {
     }
 }
 
-fn is_unspecified(address: &Multiaddr) -> bool {
+/// Whether an address is a wildcard (0.0.0.0 or ::), which nobody can dial.
+pub fn is_unspecified(address: &Multiaddr) -> bool {
     address.iter().any(|p| match p {
         Protocol::Ip4(ip) => ip.is_unspecified(),
         Protocol::Ip6(ip) => ip.is_unspecified(),
@@ -412,6 +457,32 @@ mod tests {
         links.closed(peer, relayed);
         assert_eq!(links.reach(&peer), None);
         assert_eq!(links.summary()["hole_punches"]["succeeded"], 1);
+    }
+
+    #[test]
+    fn invites_carry_external_then_relayed_then_other_addresses() {
+        let me = PeerId::random();
+        let relay = PeerId::random();
+        let parse = |a: &str| a.parse::<Multiaddr>().unwrap();
+        let external = [parse("/ip4/203.0.113.7/tcp/4001")];
+        let listening = [
+            parse("/ip4/127.0.0.1/tcp/4001"),
+            parse("/ip4/0.0.0.0/tcp/4001"),
+            parse("/ip4/192.168.1.5/tcp/4001"),
+            parse(&format!(
+                "/ip4/198.51.100.2/tcp/4001/p2p/{relay}/p2p-circuit/p2p/{me}"
+            )),
+            parse("/ip4/203.0.113.7/tcp/4001"),
+        ];
+        assert_eq!(
+            invite_addresses(me, &external, &listening),
+            vec![
+                format!("/ip4/203.0.113.7/tcp/4001/p2p/{me}"),
+                format!("/ip4/198.51.100.2/tcp/4001/p2p/{relay}/p2p-circuit/p2p/{me}"),
+                format!("/ip4/192.168.1.5/tcp/4001/p2p/{me}"),
+                format!("/ip4/127.0.0.1/tcp/4001/p2p/{me}"),
+            ]
+        );
     }
 
     #[test]

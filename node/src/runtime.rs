@@ -433,17 +433,11 @@ impl Runtime {
                 uses,
                 addresses,
             } if addresses.is_empty() => {
-                let me = *self.swarm.local_peer_id();
-                let addresses = self
-                    .swarm
-                    .listeners()
-                    .filter(|a| !is_unspecified(a))
-                    .map(|a| match a.iter().last() {
-                        // A relayed listen address already ends with this node's id.
-                        Some(libp2p::multiaddr::Protocol::P2p(_)) => a.to_string(),
-                        _ => format!("{a}/p2p/{me}"),
-                    })
-                    .collect();
+                let addresses = reach::invite_addresses(
+                    *self.swarm.local_peer_id(),
+                    self.swarm.external_addresses(),
+                    self.swarm.listeners(),
+                );
                 Request::InviteCreate {
                     topic,
                     role,
@@ -543,7 +537,10 @@ impl Runtime {
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(%address, "listening");
                 // A seed is run to be reached where it listens: its relay hands these out.
-                if self.config.seed && !reach::is_relayed(&address) && !is_unspecified(&address) {
+                if self.config.seed
+                    && !reach::is_relayed(&address)
+                    && !reach::is_unspecified(&address)
+                {
                     self.swarm.add_external_address(address);
                 }
             }
@@ -639,7 +636,7 @@ impl Runtime {
                 discovery::identified(&mut self.swarm.behaviour_mut().kad, peer_id, &info);
                 let state = self.peers.entry(peer_id).or_default();
                 for address in &info.listen_addrs {
-                    if !state.addresses.contains(address) && !is_unspecified(address) {
+                    if !state.addresses.contains(address) && !reach::is_unspecified(address) {
                         state.addresses.push(address.clone());
                     }
                 }
@@ -988,7 +985,7 @@ impl Runtime {
         let addresses: Vec<String> = state
             .addresses
             .iter()
-            .filter(|a| !is_unspecified(a))
+            .filter(|a| !reach::is_unspecified(a))
             .map(|a| a.to_string())
             .collect();
         if addresses.is_empty() {
@@ -1241,10 +1238,4 @@ impl Runtime {
             "topics": out,
         }))
     }
-}
-
-fn is_unspecified(address: &Multiaddr) -> bool {
-    address
-        .iter()
-        .any(|p| matches!(p, libp2p::multiaddr::Protocol::Ip4(ip) if ip.is_unspecified()))
 }

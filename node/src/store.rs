@@ -128,9 +128,12 @@ impl SledBackend {
             .map_err(|e| StoreError::Open {
                 path: dir.display().to_string(),
                 reason: match e {
+                    // sled folds the lock's own error into its message: only a lock held
+                    // elsewhere (EWOULDBLOCK) means another process.
                     sled::Error::Io(io)
                         if io.kind() == std::io::ErrorKind::WouldBlock
-                            || io.to_string().contains("could not acquire lock") =>
+                            || (io.to_string().contains("could not acquire lock")
+                                && io.to_string().contains("WouldBlock")) =>
                     {
                         "it is in use by another catchment process (a running node, or another \
                          command right now)"
