@@ -99,6 +99,10 @@ pub(crate) struct TopicState {
     last_used: HashMap<DocId, u64>,
     uses: u64,
     log_len: HashMap<DocId, u64>,
+    /// The heads of every journal loaded since the topic was, kept when the document is
+    /// evicted: what is stored changes only through `log_change`, which updates them, so
+    /// comparing heads with peers never reloads a document.
+    heads: HashMap<DocId, Vec<ChangeHash>>,
     pending: Vec<SignedChange>,
     /// The newest journal of this node's member, once looked up.
     pub(crate) my_journal: Option<u32>,
@@ -391,6 +395,7 @@ impl Engine {
             last_used: HashMap::new(),
             uses: 0,
             log_len: HashMap::new(),
+            heads: HashMap::new(),
             pending: Vec::new(),
             my_journal: None,
         };
@@ -455,10 +460,18 @@ impl Engine {
     pub fn heads(&mut self, topic: &TopicId) -> Result<BTreeMap<DocId, Vec<ChangeHash>>> {
         let mut out = BTreeMap::new();
         for doc in self.doc_ids(topic)? {
-            let heads = self.with_doc(topic, &doc, |d| d.get_heads())?;
+            let heads = self.doc_heads(topic, &doc)?;
             out.insert(doc, heads);
         }
         Ok(out)
+    }
+
+    /// A document's heads, loading it only if it was never loaded since its topic was.
+    pub(crate) fn doc_heads(&mut self, topic: &TopicId, doc: &DocId) -> Result<Vec<ChangeHash>> {
+        if let Some(heads) = self.state(topic)?.heads.get(doc) {
+            return Ok(heads.clone());
+        }
+        self.with_doc(topic, doc, |d| d.get_heads())
     }
 
     /// Runs `f` on a loaded document.
@@ -490,6 +503,7 @@ impl Engine {
         }
         let loaded = self.load_doc(topic, doc)?;
         let state = self.topics.get_mut(topic).expect("loaded");
+        state.heads.insert(*doc, loaded.get_heads());
         if state.docs.len() >= DOC_CACHE {
             // Evict the document least recently asked for, one we do not write to if there is
             // one: it reloads from the store when needed again. A batch being ingested asks
@@ -539,6 +553,7 @@ impl Engine {
         } else if let Some(state) = self.topics.get_mut(topic) {
             state.docs.remove(doc);
             state.last_used.remove(doc);
+            state.heads.remove(doc);
         }
         Ok(())
     }
@@ -821,11 +836,14 @@ impl Engine {
         );
         let state = self.topics.get_mut(topic).expect("loaded");
         state.log_len.insert(signed.doc, log_len + 1);
+        let doc = match signed.doc {
+            DocId::Charter => &state.charter,
+            _ => &state.docs[&signed.doc],
+        };
+        if signed.doc != DocId::Charter {
+            state.heads.insert(signed.doc, doc.get_heads());
+        }
         if (log_len + 1) % SNAPSHOT_EVERY == 0 {
-            let doc = match signed.doc {
-                DocId::Charter => &state.charter,
-                _ => &state.docs[&signed.doc],
-            };
             let snapshot = Snapshot {
                 log_len: log_len + 1,
                 bytes: doc.save(),

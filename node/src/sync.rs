@@ -248,12 +248,10 @@ impl Engine {
 
     /// The heads of every document this node relays, by document.
     fn served_heads(&mut self, topic: &TopicId) -> Result<Vec<DocHeads>> {
-        // TODO: this loads every document of the topic per request; keep each document's heads
-        // in the store beside its log so that a summary costs one scan.
         let mut out = Vec::new();
         for doc in self.doc_ids(topic)? {
             let heads = match self.relay(topic, &doc)? {
-                Relay::All => self.with_doc(topic, &doc, |d| d.get_heads())?,
+                Relay::All => self.doc_heads(topic, &doc)?,
                 Relay::UpTo(pins) => pins,
                 Relay::Nothing => continue,
             };
@@ -362,7 +360,7 @@ impl Engine {
                 continue;
             }
             let have = if self.holds_doc(topic, &entry.doc)? {
-                self.with_doc(topic, &entry.doc, |d| d.get_heads())?
+                self.doc_heads(topic, &entry.doc)?
             } else {
                 Vec::new()
             };

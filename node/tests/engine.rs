@@ -655,6 +655,7 @@ fn a_batch_touching_more_documents_than_the_cache_holds_is_ingested_whole() {
         .create_invite(&topic, Role::Member, None, None)
         .unwrap();
     let mut changes = a.engine.changes(&topic).unwrap();
+    let mut authors = Vec::new();
     for i in 0..80 {
         let key = Keypair::generate();
         let member = key.member_id();
@@ -676,6 +677,7 @@ fn a_batch_touching_more_documents_than_the_cache_holds_is_ingested_whole() {
             DocId::Journal { member, n: 0 },
             &post,
         ));
+        authors.push((key, doc));
     }
     let total = changes.len();
     let mut b = node("Bo");
@@ -695,6 +697,38 @@ fn a_batch_touching_more_documents_than_the_cache_holds_is_ingested_whole() {
         )
         .unwrap();
     assert_eq!(feed.len(), 80);
+
+    // The first journals were let go of by the cache; their heads must still follow what is
+    // written to them, and match what the store gives a fresh engine.
+    let heads = b.engine.heads(&topic).unwrap();
+    for (i, (key, doc)) in authors.iter_mut().take(3).enumerate() {
+        let id = format!("{:016x}", 1000 + i);
+        let post = genesis::transact(doc, 3_000, |tx| {
+            journal::put_contribution(tx, &id, Kind::Idea, &draft("later", ""), 3_000)
+        })
+        .unwrap();
+        let signed = SignedChange::sign(
+            key,
+            &topic,
+            DocId::Journal {
+                member: key.member_id(),
+                n: 0,
+            },
+            &post,
+        );
+        let report = b.engine.ingest(&topic, vec![signed]).unwrap();
+        assert_eq!(report.accepted, vec![post.hash()]);
+    }
+    b.engine.commit().unwrap();
+    let after = b.engine.heads(&topic).unwrap();
+    let moved = heads
+        .iter()
+        .filter(|(doc, h)| after.get(*doc) != Some(*h))
+        .count();
+    assert_eq!(moved, 3, "three journals got a change");
+    let path = b.path.clone();
+    drop(b.engine);
+    assert_eq!(open(&path, "Bo").heads(&topic).unwrap(), after);
 }
 
 #[test]
