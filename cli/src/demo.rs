@@ -6,6 +6,8 @@
 //! temporary data directories on 127.0.0.1, and everything is removed at the end.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -59,11 +61,29 @@ fn write_sample(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs the demo.
+/// Runs the demo. A Ctrl-C (or SIGTERM) at any moment stops the nodes and removes the
+/// temporary directory before the demo exits.
 pub fn run(args: DemoArgs) -> Result<()> {
     if args.speed.is_some_and(|s| !(s > 0.0 && s.is_finite())) {
         bail!("--speed must be a positive number of events per second");
     }
+    let stop = watch_for_ctrl_c()?;
+    match demo(args, stop.clone()) {
+        Err(_) if stop.load(Ordering::Relaxed) => {
+            println!("Interrupted: the nodes are stopped and their data removed.");
+            std::process::exit(130);
+        }
+        other => other,
+    }
+}
+
+fn demo(args: DemoArgs, stop: Arc<AtomicBool>) -> Result<()> {
+    let interrupted = || -> Result<()> {
+        if stop.load(Ordering::Relaxed) {
+            bail!("interrupted");
+        }
+        Ok(())
+    };
     let temp = tempfile::Builder::new()
         .prefix("catchment-demo.")
         .tempdir()
@@ -87,6 +107,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         sync_interval: 1,
         topic_name: "History meta (sample)".into(),
     })?;
+    interrupted()?;
     println!("Node 1 created the topic; nodes 2 and 3 joined by invite (as admins, to import).");
     let bar = ProgressBar::new(events.len() as u64);
     bar.set_style(
@@ -98,6 +119,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         speed: args.speed,
         offline_fraction: 1.0 / 3.0,
         agreement_timeout: Duration::from_secs(60),
+        stop: stop.clone(),
     };
     let (cluster, report) = replay::replay(cluster, &events, &truth, &config, |p| {
         bar.set_position(p.confirmed as u64);
@@ -160,31 +182,60 @@ pub fn run(args: DemoArgs) -> Result<()> {
         }
         return Ok(());
     }
+    interrupted()?;
     let api = node1.api_address().unwrap_or_default();
-    println!("\nNode 1 keeps running:");
+    let bin = std::env::current_exe().context("find this binary")?;
+    println!("\nThe 3 nodes keep running; node 1:");
     println!(
         "  API  http://{api}/api/call  (token in {})",
         node1.home.join("api.token").display()
     );
-    println!("  UI   http://{api}/");
-    println!("  try  catchment --home {} feed", node1.home.display());
+    println!(
+        "  UI   {} --home {} open",
+        bin.display(),
+        node1.home.display()
+    );
+    println!(
+        "  CLI  {} --home {} feed",
+        bin.display(),
+        node1.home.display()
+    );
     println!("Press Ctrl-C to stop; everything above is removed then.");
-    wait_for_ctrl_c()?;
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     println!("Stopping the nodes.");
     drop(cluster);
+    drop(temp);
     Ok(())
 }
 
-fn wait_for_ctrl_c() -> Result<()> {
+/// A flag that Ctrl-C or SIGTERM sets, from a thread of its own, so that the demo can stop its
+/// nodes and remove its files instead of dying with them running.
+fn watch_for_ctrl_c() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
+    // Registered here, before any node starts, so that no signal finds the default action.
+    let mut term = runtime.block_on(async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
     })?;
-    Ok(())
+    let mut int = runtime.block_on(async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    })?;
+    let flag = stop.clone();
+    std::thread::Builder::new()
+        .name("demo signals".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            });
+            flag.store(true, Ordering::Relaxed);
+        })
+        .context("start the signal watcher")?;
+    Ok(stop)
 }

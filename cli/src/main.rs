@@ -474,6 +474,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -780,7 +781,15 @@ fn parse_expiry(text: &str, now: i64) -> Result<Option<i64>> {
 
 fn parse_addresses(list: &[String]) -> Result<Vec<catchment_node::runtime::Multiaddr>> {
     list.iter()
-        .map(|a| a.parse().map_err(|e| anyhow!("not a multiaddr {a:?}: {e}")))
+        .map(|a| {
+            let address: catchment_node::runtime::Multiaddr = a
+                .parse()
+                .map_err(|e| anyhow!("not a multiaddr {a:?}: {e}"))?;
+            if a.starts_with("/dns") {
+                bail!("{a:?}: DNS names are not supported; give an /ip4 or /ip6 address");
+            }
+            Ok(address)
+        })
         .collect()
 }
 

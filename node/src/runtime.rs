@@ -26,7 +26,8 @@ use catchment_protocol::sync::{self as wire, SyncRequest, SyncResponse};
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance, TopicHash};
 use libp2p::request_response::{self, OutboundRequestId};
-use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::DialOpts;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{identity, mdns, noise, tcp, yamux, PeerId, Swarm};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -218,6 +219,9 @@ struct Runtime {
     links: Links,
     /// The DHT's announcements and lookups.
     discovery: Discovery,
+    /// Dials of the addresses the user gave (`--dial`, `[network] dial`), whose failure is
+    /// worth a warning: other dials fail quietly and are retried.
+    given_dials: HashMap<ConnectionId, Multiaddr>,
 }
 
 /// Errors that stop a node from starting.
@@ -330,6 +334,7 @@ pub async fn run(
         requests: HashMap::new(),
         subscribed: HashMap::new(),
         backoff: HashMap::new(),
+        given_dials: HashMap::new(),
         hints: Backoff {
             next: Instant::now() + Duration::from_secs(2),
             delay: Duration::from_secs(2),
@@ -344,7 +349,7 @@ pub async fn run(
     runtime.subscribe_all();
     runtime.load_remembered();
     for address in runtime.config.dial.clone() {
-        runtime.dial(address);
+        runtime.dial_given(address);
     }
 
     let mut sync_tick = tokio::time::interval(runtime.config.sync_interval);
@@ -532,7 +537,34 @@ impl Runtime {
         }
     }
 
+    /// Dials an address the user gave, and says so if it fails.
+    fn dial_given(&mut self, address: Multiaddr) {
+        let options = DialOpts::from(address.clone());
+        let id = options.connection_id();
+        match self.swarm.dial(options) {
+            Ok(()) => {
+                self.given_dials.insert(id, address);
+            }
+            Err(e) => warn!(%address, error = %e, "cannot dial this address"),
+        }
+    }
+
     fn handle_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match &event {
+            SwarmEvent::ConnectionEstablished { connection_id, .. } => {
+                self.given_dials.remove(connection_id);
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                error,
+                ..
+            } => {
+                if let Some(address) = self.given_dials.remove(connection_id) {
+                    warn!(%address, %error, "could not reach an address given to dial");
+                }
+            }
+            _ => {}
+        }
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(%address, "listening");
@@ -1072,7 +1104,7 @@ impl Runtime {
             return;
         }
         debug!(%peer, topic = %topic.short(), "the DHT names a member: dialling");
-        let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+        let opts = DialOpts::peer_id(peer)
             .condition(libp2p::swarm::dial_opts::PeerCondition::DisconnectedAndNotDialing)
             .build();
         if let Err(e) = self.swarm.dial(opts) {
@@ -1122,9 +1154,7 @@ impl Runtime {
             if addresses.is_empty() {
                 continue;
             }
-            let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
-                .addresses(addresses)
-                .build();
+            let opts = DialOpts::peer_id(peer).addresses(addresses).build();
             let _ = self.swarm.dial(opts);
             if let Some(b) = self.backoff.get_mut(&peer) {
                 b.next = now + b.delay;

@@ -115,6 +115,7 @@ fn a_replay_missing_a_vote_and_a_comment_is_caught_on_every_node() {
         speed: None,
         offline_fraction: 0.0,
         agreement_timeout: Duration::from_secs(120),
+        stop: Default::default(),
     };
     let (_cluster, report) =
         replay::replay(cluster, &events, &truth, &config, |_| {}).expect("the replay runs");

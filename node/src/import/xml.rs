@@ -67,6 +67,9 @@ pub struct Rows {
     reader: Reader<Lines<BufReader<File>>>,
     buf: Vec<u8>,
     done: bool,
+    /// The root element once it opened, and how many elements are open.
+    root: Option<String>,
+    depth: usize,
 }
 
 impl Rows {
@@ -93,6 +96,8 @@ impl Rows {
             reader,
             buf: Vec::with_capacity(4096),
             done: false,
+            root: None,
+            depth: 0,
         }))
     }
 
@@ -111,6 +116,24 @@ impl Rows {
         }
     }
 
+    /// The end of the file: fine only after the root element closed. A dump cut short between
+    /// two rows is still well-formed up to its end, so this is where it shows.
+    fn at_end(&self) -> Result<Option<Row>, ImportError> {
+        let line = self.reader.get_ref().newlines + 1;
+        let reason = match &self.root {
+            None => "no root element: the file is empty or not a dump file".to_string(),
+            Some(root) if self.depth > 0 => {
+                format!("the file ends before its closing </{root}> tag: it was cut short")
+            }
+            Some(_) => return Ok(None),
+        };
+        Err(ImportError::Malformed {
+            path: self.path.clone(),
+            line,
+            reason,
+        })
+    }
+
     fn next_row(&mut self) -> Result<Option<Row>, ImportError> {
         loop {
             self.buf.clear();
@@ -118,8 +141,21 @@ impl Rows {
                 Ok(event) => event,
                 Err(e) => return Err(self.malformed(e.to_string())),
             };
+            match &event {
+                Event::Start(e) => {
+                    if self.root.is_none() {
+                        self.root = Some(e.name().as_ref().to_string());
+                    }
+                    self.depth += 1;
+                }
+                Event::Empty(e) if self.root.is_none() && e.name().as_ref() != "row" => {
+                    self.root = Some(e.name().as_ref().to_string());
+                }
+                Event::End(_) => self.depth = self.depth.saturating_sub(1),
+                _ => {}
+            }
             match event {
-                Event::Eof => return Ok(None),
+                Event::Eof => return self.at_end(),
                 Event::Empty(e) | Event::Start(e) if e.name().as_ref() == "row" => {
                     // Newlines inside the row (rare: attribute values escape them) were
                     // consumed with it; the row starts that many lines earlier.
@@ -244,6 +280,26 @@ mod tests {
         assert!(out[0].is_ok());
         let err = out.last().unwrap().as_ref().unwrap_err().to_string();
         assert!(err.contains("Posts.xml") && err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn a_file_cut_short_between_rows_or_empty_is_an_error() {
+        let cut = rows_of("<posts>\n<row Id=\"1\" />\n<row Id=\"2\" />\n");
+        assert_eq!(cut.len(), 3);
+        assert!(cut[0].is_ok() && cut[1].is_ok());
+        let err = cut[2].as_ref().unwrap_err().to_string();
+        assert!(
+            err.contains("</posts>") && err.contains("cut short"),
+            "{err}"
+        );
+        for empty in ["", "\u{feff}<?xml version=\"1.0\"?>\n"] {
+            let out = rows_of(empty);
+            let err = out[0].as_ref().unwrap_err().to_string();
+            assert!(err.contains("no root element"), "{err}");
+        }
+        // A whole file with no rows is fine.
+        assert!(rows_of("<votes>\n</votes>\n").is_empty());
+        assert!(rows_of("<votes/>").is_empty());
     }
 
     #[test]

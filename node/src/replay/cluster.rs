@@ -6,8 +6,10 @@
 
 use std::fs::OpenOptions;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicBool;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -136,7 +138,10 @@ impl NodeProc {
         for address in &self.dial {
             command.arg("--dial").arg(address);
         }
+        // A process group of its own: a Ctrl-C at the terminal reaches whoever runs the
+        // cluster, which stops the nodes in order, rather than killing them under it.
         let child = command
+            .process_group(0)
             .env_remove("CATCHMENT_HOME")
             .stdin(Stdio::null())
             .stdout(log)
@@ -410,9 +415,12 @@ impl Cluster {
     }
 
     /// Waits (bounded) until every node runs and holds the same changes with nothing pending.
-    pub fn wait_agreement(&self, timeout: Duration) -> Result<Duration> {
+    pub fn wait_agreement(&self, timeout: Duration, stop: &AtomicBool) -> Result<Duration> {
         let start = Instant::now();
         loop {
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(ReplayError::Interrupted);
+            }
             let digests = self.digests()?;
             let first = digests.first().cloned().flatten();
             let agreed = first.as_ref().is_some_and(|(d, _)| {

@@ -7,7 +7,7 @@
 //! switched off exactly between the events the schedule says. A stopped node's events wait in
 //! its worker until it is started again.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::thread;
@@ -34,6 +34,9 @@ pub struct ReplayConfig {
     pub offline_fraction: f64,
     /// The longest wait, after the last event, for every node to agree.
     pub agreement_timeout: Duration,
+    /// Set from elsewhere (a Ctrl-C handler) to stop the replay early with
+    /// [`ReplayError::Interrupted`].
+    pub stop: Arc<AtomicBool>,
 }
 
 /// Where a replay stands, for a progress display.
@@ -221,7 +224,16 @@ pub fn replay(
     let started = Instant::now();
     let mut last_report = Instant::now();
     let posts = write::post_ids(events);
+    let interrupted = || config.stop.load(Ordering::Relaxed);
     for (i, event) in events.iter().enumerate() {
+        if interrupted() {
+            // Dropping the senders ends the workers; their nodes stop as they drop.
+            drop(senders);
+            for handle in handles {
+                let _ = handle.join();
+            }
+            return Err(ReplayError::Interrupted);
+        }
         while let Some(step) = steps.next_if(|s| s.at <= i) {
             down[step.node] = matches!(step.churn, Churn::Offline | Churn::Stop);
             debug!(?step, "churn");
@@ -273,7 +285,7 @@ pub fn replay(
         down: Vec::new(),
     });
     let cluster = Cluster { nodes, topic };
-    let agreement_time = cluster.wait_agreement(config.agreement_timeout)?;
+    let agreement_time = cluster.wait_agreement(config.agreement_timeout, &config.stop)?;
     let mut differences = Vec::new();
     for node in &cluster.nodes {
         differences.extend(check_node(node, &cluster.topic, &posts, truth)?);

@@ -63,6 +63,9 @@ pub enum ReplayError {
     /// The input was not usable.
     #[error("{0}")]
     Input(String),
+    /// Stopped on request (Ctrl-C).
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// Shorthand for results in this module.

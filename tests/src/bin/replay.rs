@@ -115,6 +115,7 @@ fn run(options: Options) -> Result<bool> {
         speed: (options.speed > 0.0).then_some(options.speed),
         offline_fraction: options.offline,
         agreement_timeout: Duration::from_secs(options.agreement_timeout),
+        stop: Default::default(),
     };
     let mut last_print = Instant::now();
     let (cluster, report) = replay::replay(cluster, &events, &truth, &config, |p| {
