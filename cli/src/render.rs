@@ -172,7 +172,7 @@ fn invite(value: &Value) -> String {
         None => "no use limit".to_string(),
     };
     let expires = match value["expires"].as_i64() {
-        Some(ms) => format!("expires {} UTC", time(ms)),
+        Some(ms) => format!("expires {}", time(ms)),
         None => "never expires".to_string(),
     };
     let _ = writeln!(

@@ -137,7 +137,7 @@ async fn render(
                                     td { (i.role) }
                                     td { @match i.expires { Some(t) => { (when(t)) }, None => { "never" } } }
                                     td { (i.used) @if let Some(u) = i.uses { " of " (u) } }
-                                    td { @if i.revoked { "revoked" } @else if i.expired { "expired" } @else { "valid" } }
+                                    td { @if i.revoked { "revoked" } @else if i.expired { "expired" } @else if i.uses.is_some_and(|u| i.used >= u as usize) { "used up" } @else { "valid" } }
                                     td { @if !i.revoked {
                                         form.inline method="post" action=(action("revoke")) {
                                             input type="hidden" name="invite" value=(i.id);
