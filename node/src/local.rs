@@ -339,6 +339,10 @@ impl Engine {
         if needs_title && edit.title.as_ref().is_some_and(|t| t.trim().is_empty()) {
             return Err(bad(format!("{} needs a title", record.kind.with_article())));
         }
+        let needs_body = matches!(record.kind, Kind::Answer | Kind::Comment);
+        if needs_body && edit.body.as_ref().is_some_and(|b| b.trim().is_empty()) {
+            return Err(bad(format!("{} needs a body", record.kind.with_article())));
+        }
         let at = self.now();
         let doc = DocId::Journal {
             member: self.me,
