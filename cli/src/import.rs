@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use catchment_node::import::{self, ImportEvent, ImportOutcome, Options, Plan};
 use catchment_node::ops::Request;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -61,9 +61,56 @@ fn batches(events: &[ImportEvent]) -> Vec<&[ImportEvent]> {
     out
 }
 
+/// With no `--source`, the source name is the folder's name, so the same dump in a renamed or
+/// copied folder would be imported a second time. Refuses that: when the first contribution of
+/// the dump is already in the topic (same author alias, time and title) under another id, an
+/// earlier import used another source name.
+fn refuse_a_second_source(
+    session: &mut crate::client::Session<'_>,
+    topic: &Option<String>,
+    plan: &Plan,
+) -> Result<()> {
+    let Some((event, kind, title)) = plan.events.iter().find_map(|e| match &e.action {
+        import::Action::Contribute { kind, title, .. } => Some((e, *kind, title)),
+        _ => None,
+    }) else {
+        return Ok(());
+    };
+    // Everything of that kind by that author: the dump's oldest is at the end of the feed.
+    let feed = match session.call(Request::Feed {
+        topic: topic.clone(),
+        kind: Some(kind),
+        tag: None,
+        ask: None,
+        author: Some(event.alias.clone()),
+        limit: 100_000,
+    }) {
+        Ok(feed) => feed,
+        // No such alias in the topic yet (or no readable feed): nothing imported before.
+        Err(_) => return Ok(()),
+    };
+    let earlier = feed.as_array().into_iter().flatten().find(|item| {
+        item["created"].as_i64() == Some(event.at)
+            && item["title"].as_str() == Some(title.as_str())
+            && item["id"].as_str() != Some(event.id.as_str())
+    });
+    if let Some(item) = earlier {
+        bail!(
+            "this dump seems imported into the topic before under another source name: \
+             {}'s {:?} is there as {}; re-run with the --source used then to resume that \
+             import, or give --source NAME to import it again on purpose",
+            event.alias,
+            title,
+            item["id"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}
+
 /// Runs the import and returns what to print.
 pub fn stackexchange(client: &Client, args: ImportArgs<'_>) -> Result<String> {
     let mut options = Options::for_dir(args.dir);
+    let named = args.source.is_some();
     if let Some(source) = args.source {
         options.source = source.trim().to_string();
     }
@@ -71,6 +118,9 @@ pub fn stackexchange(client: &Client, args: ImportArgs<'_>) -> Result<String> {
     let plan = import::read(args.dir, &options)?;
 
     let mut session = client.session()?;
+    if !named {
+        refuse_a_second_source(&mut session, &args.topic, &plan)?;
+    }
     let bar = if args.json {
         ProgressBar::hidden()
     } else {

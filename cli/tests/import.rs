@@ -116,6 +116,37 @@ fn an_admin_imports_a_dump_once_and_sees_its_authors_as_aliases() {
     assert!(ok(home, &["alias", "list"]).contains("linked to Ada"));
     ok(home, &["alias", "unlink", "user13"]);
     assert!(ok(home, &["leaderboard"]).contains("user13, imported"));
+
+    // The same dump in a renamed folder is refused rather than imported twice; naming the
+    // source on purpose imports it again.
+    let copy = data.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    dump(&copy);
+    let copy_arg = copy.to_str().unwrap();
+    let err = failure(
+        home,
+        &["import", "stackexchange", copy_arg, "--topic", "Platform"],
+    );
+    assert!(
+        err.contains("imported into the topic before under another source name")
+            && err.contains("--source"),
+        "{err}"
+    );
+    assert_eq!(json(home, &["feed"]).as_array().unwrap().len(), 2);
+    let twice = json(
+        home,
+        &[
+            "import",
+            "stackexchange",
+            copy_arg,
+            "--topic",
+            "Platform",
+            "--source",
+            "second",
+        ],
+    );
+    assert_eq!(twice["imported"]["question"], 1);
+    assert_eq!(json(home, &["feed"]).as_array().unwrap().len(), 4);
 }
 
 #[test]
