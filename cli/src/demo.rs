@@ -19,6 +19,13 @@ use serde_json::json;
 
 use crate::render;
 
+/// A line to standard output; a reader that went away (`| head`) is not an error.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        crate::emit(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 /// The bundled sample: (file name, contents).
 const SAMPLE: [(&str, &str); 6] = [
     ("Posts.xml", include_str!("../demo/history-meta/Posts.xml")),
@@ -70,7 +77,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let stop = watch_for_ctrl_c()?;
     match demo(args, stop.clone()) {
         Err(_) if stop.load(Ordering::Relaxed) => {
-            println!("Interrupted: the nodes are stopped and their data removed.");
+            say!("Interrupted: the nodes are stopped and their data removed.");
             std::process::exit(130);
         }
         other => other,
@@ -92,14 +99,12 @@ fn demo(args: DemoArgs, stop: Arc<AtomicBool>) -> Result<()> {
     write_sample(&data)?;
     let (_source, events, truth) = replay::source::load(&data)?;
     let bin = std::env::current_exe().context("find this binary")?;
-    println!(
+    say!(
         "Catchment demo: 3 nodes on 127.0.0.1 replay {} events of a real community",
         events.len()
     );
-    println!(
-        "(a sample of the History meta site's public dump, CC BY-SA, by the site's contributors)"
-    );
-    println!("Data directories in {}", temp.path().display());
+    say!("(a sample of the History meta site's public dump, CC BY-SA, by the site's contributors)");
+    say!("Data directories in {}", temp.path().display());
     let cluster = Cluster::start(&ClusterConfig {
         bin,
         dir: temp.path().join("nodes"),
@@ -108,7 +113,7 @@ fn demo(args: DemoArgs, stop: Arc<AtomicBool>) -> Result<()> {
         topic_name: "History meta (sample)".into(),
     })?;
     interrupted()?;
-    println!("Node 1 created the topic; nodes 2 and 3 joined by invite (as admins, to import).");
+    say!("Node 1 created the topic; nodes 2 and 3 joined by invite (as admins, to import).");
     let bar = ProgressBar::new(events.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} events, {per_sec} {msg}")
@@ -136,9 +141,9 @@ fn demo(args: DemoArgs, stop: Arc<AtomicBool>) -> Result<()> {
     })?;
     bar.finish_and_clear();
     for line in &report.schedule {
-        println!("  {line}");
+        say!("  {line}");
     }
-    println!(
+    say!(
         "Replayed {} events in {:.1} s ({:.0} events/s); every node agreed {:.1} s after the last.",
         report.events,
         report.replay_time.as_secs_f64(),
@@ -146,7 +151,7 @@ fn demo(args: DemoArgs, stop: Arc<AtomicBool>) -> Result<()> {
         report.agreement_time.as_secs_f64()
     );
     if report.passed() {
-        println!(
+        say!(
             "Convergence check: PASS. All 3 nodes show what the source says: {} posts (score, \
              accepted answer, answers, comments), {} authors (questions, answers, comments) \
              and the totals.",
@@ -154,16 +159,16 @@ fn demo(args: DemoArgs, stop: Arc<AtomicBool>) -> Result<()> {
             truth.authors.len()
         );
     } else {
-        println!(
+        say!(
             "Convergence check: FAIL. {} refused writes, {} differences:",
             report.write_errors.len(),
             report.differences.len()
         );
         for line in report.write_errors.iter().take(10) {
-            println!("  refused: {line}");
+            say!("  refused: {line}");
         }
         for difference in report.differences.iter().take(20) {
-            println!("  {difference}");
+            say!("  {difference}");
         }
     }
     let node1 = &cluster.nodes[0];
@@ -174,8 +179,8 @@ fn demo(args: DemoArgs, stop: Arc<AtomicBool>) -> Result<()> {
     if let Some(rows) = board["rows"].as_array_mut() {
         rows.truncate(10);
     }
-    println!("\nLeaderboard on node 1 (top 10):");
-    print!("{}", render::response(&request, board)?);
+    say!("\nLeaderboard on node 1 (top 10):");
+    crate::emit(&render::response(&request, board)?);
     if args.exit {
         if !report.passed() {
             bail!("the convergence check failed");
@@ -185,26 +190,26 @@ fn demo(args: DemoArgs, stop: Arc<AtomicBool>) -> Result<()> {
     interrupted()?;
     let api = node1.api_address().unwrap_or_default();
     let bin = std::env::current_exe().context("find this binary")?;
-    println!("\nThe 3 nodes keep running; node 1:");
-    println!(
+    say!("\nThe 3 nodes keep running; node 1:");
+    say!(
         "  API  http://{api}/api/call  (token in {})",
         node1.home.join("api.token").display()
     );
-    println!(
+    say!(
         "  UI   {} --home {} open",
         bin.display(),
         node1.home.display()
     );
-    println!(
+    say!(
         "  CLI  {} --home {} feed",
         bin.display(),
         node1.home.display()
     );
-    println!("Press Ctrl-C to stop; everything above is removed then.");
+    say!("Press Ctrl-C to stop; everything above is removed then.");
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
     }
-    println!("Stopping the nodes.");
+    say!("Stopping the nodes.");
     drop(cluster);
     drop(temp);
     Ok(())

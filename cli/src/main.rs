@@ -853,7 +853,7 @@ fn open_ui(client: &Client, no_browser: bool) -> Result<()> {
 }
 
 /// Prints to standard output; a reader that went away (`| head`) is not an error.
-fn emit(text: &str) {
+pub(crate) fn emit(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
