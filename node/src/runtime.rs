@@ -758,6 +758,13 @@ impl Runtime {
                     // Something it depends on is missing: ask the sender.
                     self.start_session(from, topic);
                 }
+                if owner.is_none() && !report.accepted.is_empty() {
+                    // A new charter can change who may be served (an admission settled, a
+                    // member removed): sync now rather than at the next tick.
+                    for peer in self.connected_peers() {
+                        self.start_session(peer, topic);
+                    }
+                }
                 verdict
             }
             Err(e) => {
