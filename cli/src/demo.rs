@@ -106,7 +106,7 @@ fn demo(args: DemoArgs, stop: Arc<AtomicBool>) -> Result<()> {
     say!("(a sample of the History meta site's public dump, CC BY-SA, by the site's contributors)");
     say!("Data directories in {}", temp.path().display());
     let cluster = Cluster::start(&ClusterConfig {
-        bin,
+        bin: bin.clone(),
         dir: temp.path().join("nodes"),
         nodes: 3,
         sync_interval: 1,
@@ -189,7 +189,6 @@ fn demo(args: DemoArgs, stop: Arc<AtomicBool>) -> Result<()> {
     }
     interrupted()?;
     let api = node1.api_address().unwrap_or_default();
-    let bin = std::env::current_exe().context("find this binary")?;
     say!("\nThe 3 nodes keep running; node 1:");
     say!(
         "  API  http://{api}/api/call  (token in {})",

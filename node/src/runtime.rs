@@ -550,21 +550,6 @@ impl Runtime {
     }
 
     fn handle_swarm(&mut self, event: SwarmEvent<BehaviourEvent>) {
-        match &event {
-            SwarmEvent::ConnectionEstablished { connection_id, .. } => {
-                self.given_dials.remove(connection_id);
-            }
-            SwarmEvent::OutgoingConnectionError {
-                connection_id,
-                error,
-                ..
-            } => {
-                if let Some(address) = self.given_dials.remove(connection_id) {
-                    warn!(%address, %error, "could not reach an address given to dial");
-                }
-            }
-            _ => {}
-        }
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 info!(%address, "listening");
@@ -582,6 +567,7 @@ impl Runtime {
                 connection_id,
                 ..
             } => {
+                self.given_dials.remove(&connection_id);
                 if self.offline {
                     let _ = self.swarm.disconnect_peer_id(peer_id);
                     return;
@@ -637,10 +623,14 @@ impl Runtime {
                 });
             }
             SwarmEvent::OutgoingConnectionError {
-                peer_id: Some(peer),
+                peer_id,
+                connection_id,
                 error,
-                ..
             } => {
+                if let Some(address) = self.given_dials.remove(&connection_id) {
+                    warn!(%address, %error, "could not reach an address given to dial");
+                }
+                let Some(peer) = peer_id else { return };
                 debug!(%peer, %error, "connection failed");
                 let backoff = self.backoff.entry(peer).or_insert(Backoff {
                     next: Instant::now(),
